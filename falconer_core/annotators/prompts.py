@@ -1,0 +1,84 @@
+"""Prompts and answer schemas of the LLM annotator, kept apart so they can be read and tuned.
+
+Several texts go in one call, each under a numeric id, and the answer repeats the ids, so a
+batch costs one prompt header instead of one per text and answers cannot be misaligned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+LABEL_SYSTEM = (
+    "You are a careful data annotator. You read short texts and answer a yes/no question about "
+    "each one. Judge each text on its own content only."
+)
+
+SPAN_SYSTEM = (
+    "You are a careful data annotator. You read short texts and copy out the exact pieces of "
+    "text that answer a request. Copy each piece character for character from the text, as "
+    "short as possible while complete. Never paraphrase, translate or invent; return an empty "
+    "list when a text contains no answer."
+)
+
+LABEL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "label": {"type": "boolean"},
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                "required": ["id", "label"],
+            },
+        }
+    },
+    "required": ["answers"],
+}
+
+SPAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "spans": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["id", "spans"],
+            },
+        }
+    },
+    "required": ["answers"],
+}
+
+
+def _numbered(texts: Sequence[str]) -> str:
+    return "\n\n".join(f"[{i}] {text}" for i, text in enumerate(texts, 1))
+
+
+def label_messages(instruction: str, texts: Sequence[str]) -> list[dict[str, str]]:
+    """Chat messages asking one yes/no question of each numbered text."""
+    example = ", ".join(f'{{"id": {i}, "label": true}}' for i in range(1, min(len(texts), 2) + 1))
+    user = (
+        f"Question: {instruction}\n\nTexts:\n{_numbered(texts)}\n\n"
+        f"Answer the question for every text, true or false. Reply in JSON like "
+        f'{{"answers": [{example}]}} with one entry per id from 1 to {len(texts)}.'
+    )
+    return [{"role": "system", "content": LABEL_SYSTEM}, {"role": "user", "content": user}]
+
+
+def span_messages(instruction: str, texts: Sequence[str]) -> list[dict[str, str]]:
+    """Chat messages asking for exact substrings of each numbered text."""
+    user = (
+        f"Request: {instruction}\n\nTexts:\n{_numbered(texts)}\n\n"
+        f"For every text, list the exact substrings that answer the request. Reply in JSON like "
+        f'{{"answers": [{{"id": 1, "spans": ["..."]}}]}} with one entry per id from 1 to {len(texts)}.'
+    )
+    return [{"role": "system", "content": SPAN_SYSTEM}, {"role": "user", "content": user}]

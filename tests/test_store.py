@@ -1,0 +1,354 @@
+"""The DuckDB store on real files: round trips, idempotent shards, crash and resume, schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from falconer_core.corpus import corpus_from_frame, corpus_id
+from falconer_core.errors import ConfigError
+from falconer_core.store import DEFAULT_STORE_PATH, Store, StoreError
+
+N_TEXTS = 11
+SHARD_SIZE = 3
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "state" / "falconer.duckdb") as s:
+        yield s
+
+
+@pytest.fixture
+def corpus() -> pd.DataFrame:
+    texts = [f"Laptop {i} costs ${100 + i}." if i % 2 else f"Review {i}: meh." for i in range(N_TEXTS)]
+    return corpus_from_frame(pd.DataFrame({"text": texts}))
+
+
+def shard_outputs(corpus: pd.DataFrame, shard: int) -> pd.DataFrame:
+    """What execution would write for one shard: a label field for every text, and one price
+    span per text that has one (a null row where none was found)."""
+    part = corpus.iloc[shard * SHARD_SIZE : (shard + 1) * SHARD_SIZE]
+    rows = []
+    for text_id, text in zip(part["id"], part["text"], strict=True):
+        rows.append({"text_id": text_id, "field": "is_laptop", "value": "Laptop" in text, "confidence": 0.9, "step": "s1"})
+        start = text.find("$")
+        if start >= 0:
+            end = text.index(".", start)
+            rows.append({"text_id": text_id, "field": "price", "value": text[start:end], "span_start": start,
+                         "span_end": end, "confidence": 0.8, "step": "s2"})
+        else:
+            rows.append({"text_id": text_id, "field": "price", "value": None, "step": "s2"})
+    return pd.DataFrame(rows)
+
+
+def n_shards() -> int:
+    return -(-N_TEXTS // SHARD_SIZE)
+
+
+def assert_exactly_the_corpus(outputs: pd.DataFrame, corpus: pd.DataFrame) -> None:
+    for field in ("is_laptop", "price"):
+        ids = outputs.loc[outputs["field"] == field, "text_id"]
+        assert sorted(ids) == sorted(corpus["id"]), field  # no loss, no duplicates
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def test_default_path_creates_parent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Store() as s:
+        assert s.path == DEFAULT_STORE_PATH
+    assert (tmp_path / ".falconer" / "falconer.duckdb").is_file()
+
+
+def test_state_survives_reopen_and_two_stores_share_a_file(tmp_path, corpus):
+    path = tmp_path / "s.duckdb"
+    with Store(path) as a, Store(path) as b:
+        a.write_outputs("r", 0, shard_outputs(corpus, 0))
+        assert b.completed_shards("r") == [0]
+    with Store(path) as c:
+        assert len(c.outputs("r")) == 2 * SHARD_SIZE
+
+
+def test_second_process_gets_a_clear_error(tmp_path):
+    path = tmp_path / "s.duckdb"
+    script = f"from falconer_core.store import Store, StoreError\ntry:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print(e)"
+    with Store(path):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[1])
+    assert "cannot open the store" in done.stdout and "another Falconer process" in done.stdout, done.stderr
+
+
+# -- corpora, plans, runs ------------------------------------------------------------------------
+
+
+def test_corpus_round_trip_and_upsert(store, corpus):
+    cid = store.upsert_corpus(corpus, name="reviews", source="r.csv")
+    assert cid == corpus_id(corpus)
+    assert store.upsert_corpus(corpus, name="renamed") == cid
+    registry = store.corpora()
+    assert registry[["corpus_id", "name", "n_texts", "source"]].values.tolist() == [[cid, "renamed", N_TEXTS, "r.csv"]]
+    texts = store.corpus_texts(cid)
+    pd.testing.assert_frame_equal(texts, corpus[["id", "text"]])  # original order ("10" after "9")
+    with pytest.raises(StoreError, match="no corpus 'nope'"):
+        store.corpus_texts("nope")
+
+
+def test_plan_round_trip_keeps_first_created_at(store):
+    store.upsert_plan("p1", {"steps": [{"name": "s1", "op": "label"}]}, "Find laptops")
+    first = store.plans()["created_at"].iloc[0]
+    store.upsert_plan("p1", json.dumps({"steps": []}), "Find laptops")
+    assert store.plan("p1") == {"steps": []}
+    assert store.plans()["created_at"].iloc[0] == first and len(store.plans()) == 1
+    assert store.plan("missing") is None
+    with pytest.raises(StoreError, match="not valid JSON"):
+        store.upsert_plan("p2", "{nope")
+
+
+def test_run_lifecycle(store):
+    store.upsert_run("r1", "execute", plan_hash="p1", model_version="falconer@3", params={"batch_size": 8})
+    run = store.run("r1")
+    assert run["status"] == "running" and run["finished_at"] is None and run["params"] == {"batch_size": 8}
+    store.upsert_run("r1", "execute", corpus_id="c1")  # a later upsert keeps what it does not say
+    store.set_run_status("r1", "completed")
+    run = store.run("r1")
+    assert (run["plan_hash"], run["model_version"], run["corpus_id"]) == ("p1", "falconer@3", "c1")
+    assert run["status"] == "completed" and run["finished_at"] >= run["started_at"]
+    assert store.runs(kind="execute")["run_id"].tolist() == ["r1"]
+    assert store.run("nope") is None
+    with pytest.raises(StoreError, match="unknown run status 'done'"):
+        store.set_run_status("r1", "done")
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        store.set_run_status("nope", "failed")
+
+
+@pytest.mark.parametrize("params", [{"api_key": "sk-x"}, {"llm": {"OPENAI_API_KEY": "sk-x"}}, {"password": "p"}])
+def test_secrets_are_never_stored(store, params):
+    with pytest.raises(ConfigError, match="looks like a credential"):
+        store.upsert_run("r1", "mine", params=params)
+    assert store.run("r1") is None
+
+
+# -- annotations ---------------------------------------------------------------------------------
+
+
+def annotation_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "text_id": ["1", "1", "2", "3"],
+            "step": ["is_laptop", "price", "price", "is_laptop"],
+            "kind": ["label", "span", "span", "label"],
+            "value": [True, None, None, False],
+            "span_text": [None, "$101", None, None],
+            "start": [None, 13, None, None],
+            "end": [None, 17, None, None],
+        }
+    )
+
+
+def test_annotations_round_trip_and_replace(store):
+    assert store.record_annotations("A1", annotation_frame(), plan_hash="p1", annotator="human") == 4
+    assert store.record_annotations("A1", annotation_frame(), plan_hash="p1", annotator="human") == 4
+    stored = store.annotations("A1")
+    assert len(stored) == 4 and set(stored["annotator"]) == {"human"}
+    span = stored[stored["span_text"].notna()].iloc[0]
+    assert (span["span_text"], span["start"], span["end"]) == ("$101", 13, 17)
+    assert stored["value"].dropna().tolist() == [True, False]
+    assert len(store.annotations(plan_hash="p1")) == 4 and store.annotations("other").empty
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": ["label", "span", "span", "bogus"]}, "isin"),
+        ({"value": [None, None, None, False]}, "label rows have a value"),
+        ({"start": [None, None, None, None]}, "all or none of span_text/start/end"),
+        ({"end": [None, 10, None, None]}, "0 <= start <= end"),
+    ],
+)
+def test_annotation_schema_violations(store, change, message):
+    with pytest.raises(StoreError, match=message):
+        store.record_annotations("A1", annotation_frame().assign(**change))
+    assert store.annotations().empty
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+def test_outputs_round_trip(store, corpus):
+    store.upsert_run("r1", "execute", plan_hash="p1", model_version="falconer@2")
+    written = store.write_outputs("r1", 0, shard_outputs(corpus, 0))
+    out = store.outputs("r1")
+    assert written == len(out) == 2 * SHARD_SIZE
+    labels = out[out["field"] == "is_laptop"].set_index("text_id")["value"].to_dict()
+    assert labels == {"0": "false", "1": "true", "2": "false"}  # bools stored as text
+    price = out[(out["field"] == "price") & out["value"].notna()].iloc[0]
+    text = corpus.set_index("id").loc[price["text_id"], "text"]
+    assert text[price["span_start"] : price["span_end"]] == price["value"]
+    none_found = out[(out["field"] == "price") & out["value"].isna()]
+    assert none_found["span_start"].isna().all() and len(none_found) == 2
+    assert set(out["model_version"]) == {"falconer@2"} and set(out["plan_hash"]) == {"p1"}  # from the run
+    assert str(out["span_start"].dtype) == "Int64" and str(out["created_at"].dtype) == "datetime64[us, UTC]"
+    assert len(store.outputs(field="price")) == SHARD_SIZE and len(store.outputs("r1", limit=2)) == 2
+
+
+def test_rewriting_a_shard_replaces_it(store, corpus):
+    store.write_outputs("r1", 0, shard_outputs(corpus, 0))
+    store.write_outputs("r1", 1, shard_outputs(corpus, 1))
+    store.write_outputs("r1", 0, shard_outputs(corpus, 0))
+    store.write_outputs("r2", 0, shard_outputs(corpus, 0))  # another run is untouched by r1
+    out = store.outputs("r1")
+    assert len(out) == 2 * 2 * SHARD_SIZE
+    assert not out.duplicated(["text_id", "field"]).any()
+    assert store.completed_shards("r1") == [0, 1]
+    smaller = shard_outputs(corpus, 0).iloc[:2]
+    store.write_outputs("r1", 0, smaller)
+    assert len(store.outputs("r1").query("shard == 0")) == 2
+
+
+def test_numpy_shard_numbers_and_bools(store, corpus):
+    frame = shard_outputs(corpus, 0)
+    frame["value"] = frame["value"].map(lambda v: np.bool_(v) if isinstance(v, bool) else v)
+    store.write_outputs("r1", np.int64(2), frame)
+    assert store.completed_shards("r1") == [2]
+    assert set(store.outputs("r1", field="is_laptop")["value"]) == {"true", "false"}
+
+
+def test_one_store_shared_by_threads_serialises_writes(store, corpus):
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda shard: store.write_outputs("r1", shard, shard_outputs(corpus, shard)), range(n_shards())))
+    assert store.completed_shards("r1") == list(range(n_shards()))
+    assert_exactly_the_corpus(store.outputs("r1"), corpus)
+
+
+def test_empty_shard_counts_as_completed(store):
+    empty = pd.DataFrame({"text_id": pd.Series([], dtype="str"), "field": pd.Series([], dtype="str")})
+    assert store.write_outputs("r1", 4, empty) == 0
+    assert store.completed_shards("r1") == [4]
+
+
+def test_failed_shard_write_rolls_back(store, corpus, monkeypatch):
+    store.write_outputs("r1", 0, shard_outputs(corpus, 0))
+    before = store.outputs("r1")
+
+    def boom(table, frame):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "_insert_frame", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_outputs("r1", 0, shard_outputs(corpus, 0).iloc[:1])
+    with pytest.raises(OSError):
+        store.write_outputs("r1", 1, shard_outputs(corpus, 1))
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(store.outputs("r1"), before)  # the delete was rolled back too
+    assert store.completed_shards("r1") == [0]
+
+
+def test_crash_between_shards_then_resume(tmp_path, corpus):
+    """A process dies for real (os._exit) after two shards and in the middle of the third's
+    transaction; a fresh process resumes from completed_shards and ends with exactly the corpus."""
+    path = tmp_path / "s.duckdb"
+    corpus_file = tmp_path / "corpus.parquet"
+    corpus.to_parquet(corpus_file)
+    script = textwrap.dedent(
+        f"""
+        import os, pandas as pd
+        from falconer_core.store import Store
+        from tests.test_store import shard_outputs
+        corpus = pd.read_parquet({str(corpus_file)!r})
+        store = Store({str(path)!r})
+        store.upsert_run("r1", "execute")
+        for shard in (0, 1):
+            store.write_outputs("r1", shard, shard_outputs(corpus, shard))
+        real_insert = store._insert_frame
+        def die(table, frame):
+            real_insert(table, frame)  # rows are in, but the transaction never commits
+            os._exit(3)
+        store._insert_frame = die
+        store.write_outputs("r1", 2, shard_outputs(corpus, 2))
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+
+    with Store(path) as store:
+        assert store.completed_shards("r1") == [0, 1]
+        assert set(store.outputs("r1")["shard"]) == {0, 1}  # nothing of the half-written shard
+        for shard in range(n_shards()):
+            if shard not in store.completed_shards("r1"):
+                store.write_outputs("r1", shard, shard_outputs(corpus, shard))
+        store.set_run_status("r1", "completed")
+        assert store.completed_shards("r1") == list(range(n_shards()))
+        assert_exactly_the_corpus(store.outputs("r1"), corpus)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(confidence=1.5), r"column 'confidence': in_range\(0.0, 1.0\)"),
+        (lambda f: f.assign(span_start=5, span_end=2), r"0 <= span_start <= span_end"),
+        (lambda f: f.assign(span_start=-1, span_end=2), r"0 <= span_start <= span_end"),
+        (lambda f: f.drop(columns=["text_id"]), r"lacks required column\(s\) \['text_id'\]"),
+        (lambda f: f.assign(field=None), r"column 'field'.*not_nullable"),
+        (lambda f: f.assign(run_id="other"), r"run_id values \['other'\] but is written as run_id='r1'"),
+        (lambda f: f.assign(shard=7), r"shard values \['7'\] but is written as shard=0"),
+        (lambda f: f.assign(colour="red"), r"unknown columns \['colour'\]"),
+    ],
+)
+def test_output_schema_violations_are_rejected(store, corpus, change, message):
+    with pytest.raises(StoreError, match=message):
+        store.write_outputs("r1", 0, change(shard_outputs(corpus, 0)))
+    assert store.outputs().empty and store.completed_shards("r1") == []
+
+
+@pytest.mark.parametrize("shard", [-1, 1.5, True])
+def test_bad_shard_number(store, corpus, shard):
+    with pytest.raises(StoreError, match="shard must be a non-negative int"):
+        store.write_outputs("r1", shard, shard_outputs(corpus, 0))
+
+
+def test_frames_read_back_are_validated_too(store, corpus):
+    store.write_outputs("r1", 0, shard_outputs(corpus, 0))
+    store.query("UPDATE outputs SET confidence = 2.0 WHERE text_id = '1'")  # corrupted behind our back
+    with pytest.raises(StoreError, match=r"(?s)outputs does not match OutputsSchema.*confidence"):
+        store.outputs("r1")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_export_and_read_back(store, corpus, tmp_path, fmt):
+    for shard in range(n_shards()):
+        store.write_outputs("r1", shard, shard_outputs(corpus, shard))
+    store.write_outputs("r2", 0, shard_outputs(corpus, 0))
+    path = tmp_path / "export" / f"out.{fmt}"
+    assert store.export_outputs(path, run_id="r1") == 2 * N_TEXTS
+    readers = {
+        "csv": lambda p: pd.read_csv(p, dtype={"text_id": str, "value": str}, keep_default_na=False, na_values=[""]),
+        "parquet": pd.read_parquet,
+        "jsonl": lambda p: pd.read_json(p, lines=True, dtype={"text_id": str, "value": str}),
+    }
+    back = readers[fmt](path)
+    expected = store.outputs("r1")
+    assert list(back.columns) == list(expected.columns)
+    assert_exactly_the_corpus(back.assign(text_id=back["text_id"].astype(str)), corpus)
+    key = ["text_id", "field"]
+    got = back.assign(text_id=back["text_id"].astype(str)).sort_values(key).reset_index(drop=True)
+    want = expected.sort_values(key).reset_index(drop=True)
+    assert got["value"].fillna("<none>").astype(str).tolist() == want["value"].fillna("<none>").tolist()
+    assert got["span_start"].fillna(-1).astype(int).tolist() == want["span_start"].fillna(-1).astype(int).tolist()
+    assert got["confidence"].fillna(-1).tolist() == pytest.approx(want["confidence"].fillna(-1).tolist())
+    assert store.export_outputs(tmp_path / f"all.{fmt}", format=fmt) == 2 * N_TEXTS + 2 * SHARD_SIZE  # every run
+
+
+def test_export_unknown_format(store, tmp_path):
+    with pytest.raises(ConfigError, match="use csv, parquet or jsonl"):
+        store.export_outputs(tmp_path / "out.xlsx")
