@@ -9,6 +9,7 @@ every value can be traced back to the plan and the model that produced it.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, Union
 
@@ -103,20 +104,21 @@ def execute_plan(
     report = _progress(progress, len(plan.steps))
 
     run = _PlanRun(plan, texts, runner)
-    filter_names = set(plan.filter_steps)
     done = 0
-    for step in plan.steps:
-        if step.name in filter_names:
-            run.run_step(step, [(i, ()) for i in range(len(texts))])
-            done += 1
-            report(step.name, done)
-    passing = [run.passes(i) for i in range(len(texts))]
-    for step in plan.steps:
-        if step.name not in filter_names:
-            run.run_step(step, run.contexts(step, [i for i, ok in enumerate(passing) if ok]))
-            done += 1
-            report(step.name, done)
-    report("", -1)
+    try:
+        for step in plan.steps:
+            if step.name in run.filter_names:
+                run.run_step(step, [(i, ()) for i in range(len(texts))])
+                done += 1
+                report(step.name, done)
+        passing = [run.passes(i) for i in range(len(texts))]
+        for step in plan.steps:
+            if step.name not in run.filter_names:
+                run.run_step(step, run.contexts(step, [i for i, ok in enumerate(passing) if ok]))
+                done += 1
+                report(step.name, done)
+    finally:
+        report("", -1)
 
     return [
         run.record(i, record_ids[i], passing[i])
@@ -132,6 +134,8 @@ class _PlanRun:
         self.plan = plan
         self.texts = texts
         self.runner = runner
+        self.filter_names = set(plan.filter_steps)
+        self.chains = {step.name: plan.chain(step.name) for step in plan.steps}
         self.results: dict[str, dict[Context, LabelOutcome | list[Span]]] = {}
         self.instructions: dict[str, dict[Context, str]] = {}
 
@@ -145,7 +149,7 @@ class _PlanRun:
     def bindings(self, step: Step, context: Context) -> dict[str, str]:
         """Span texts bound to the step's for_each chain at this context."""
         index, path = context
-        chain = self.plan.chain(step.name)
+        chain = self.chains[step.name]
         return {
             ancestor.name: self.results[ancestor.name][(index, path[:depth])][path[depth]].text
             for depth, ancestor in enumerate(chain)
@@ -153,10 +157,10 @@ class _PlanRun:
 
     def run_step(self, step: Step, contexts: list[Context]) -> None:
         """One runner call for every context; identical (text, instruction) pairs asked once."""
-        instructions = [
-            step.instruction if step.for_each is None else step.render_instruction(self.bindings(step, c))
-            for c in contexts
-        ]
+        if step.for_each is None:
+            instructions = [step.instruction] * len(contexts)
+        else:
+            instructions = [step.render_instruction(self.bindings(step, c)) for c in contexts]
         self.instructions[step.name] = dict(zip(contexts, instructions))
         keys = [(c[0], ins) for c, ins in zip(contexts, instructions)]
         unique = list(dict.fromkeys(keys))
@@ -179,20 +183,19 @@ class _PlanRun:
         """Whether text `index` passes the plan's filter (no filter: every text passes)."""
         if self.plan.filter is None:
             return True
-        values = {name: self.results[name][(index, ())].value for name in self.plan.filter_steps}
+        values = {name: self.results[name][(index, ())].value for name in self.filter_names}
         return evaluate_condition(self.plan.filter, values)
 
     def record(self, index: int, record_id: RecordId, passed: bool) -> OutputRecord:
         """Assemble the record of one text from the results of the steps that ran on it."""
         traces: dict[str, StepTrace] = {}
-        filter_names = set(self.plan.filter_steps)
         for step in self.plan.steps:
-            if passed or step.name in filter_names:
+            if passed or step.name in self.filter_names:
                 traces[step.name] = StepTrace(
                     op=step.op,
                     instruction=step.instruction,
                     for_each=step.for_each,
-                    result=self._tree(step, self.plan.chain(step.name), (index, ())),
+                    result=self._tree(step, self.chains[step.name], (index, ())),
                 )
         outputs = (self.plan.outputs or []) if passed else []
         return OutputRecord(
@@ -223,9 +226,9 @@ class _PlanRun:
 def _outcome(step: Step, answer: Any) -> LabelOutcome | list[Span]:
     """Normalise one runner answer (a `LabelResult`, or a list of `Span`s)."""
     if step.op == "label":
-        if isinstance(answer, LabelResult) or (hasattr(answer, "value") and hasattr(answer, "confidence")):
+        if isinstance(answer, LabelResult) or hasattr(answer, "confidence"):
             return LabelOutcome(value=bool(answer.value), confidence=float(answer.confidence))
-        raise ModelError(f"step {step.name!r}: get_label must return LabelResult objects, got {answer!r}")
+        raise ModelError(f"step {step.name!r}: get_label must return LabelResult objects: {answer!r}")
     return list(answer)
 
 
@@ -234,20 +237,23 @@ def _plain(outcome: Outcome) -> Any:
     if isinstance(outcome, LabelOutcome):
         return outcome.value
     return [
-        {"span": item.span.text, "value": _plain(item.result)} if isinstance(item, PerSpanOutcome) else item.text
+        {"span": item.span.text, "value": _plain(item.result)}
+        if isinstance(item, PerSpanOutcome)
+        else item.text
         for item in outcome
     ]
 
 
 def _check_ids(ids: Sequence[Hashable] | None, n: int) -> list[RecordId]:
+    """Ids as records keep them: integers stay integers (numpy ones too), anything else a string."""
     if ids is None:
         return list(range(n))
-    ids = list(ids)
+    ids = [int(i) if isinstance(i, numbers.Integral) else str(i) for i in ids]
     if len(ids) != n:
         raise CorpusError(f"got {len(ids)} ids for {n} texts; pass one id per text")
     if len(set(ids)) != n:
         raise CorpusError("ids are not unique; each text needs its own id")
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 def _progress(progress: bool | ProgressCallback | None, total: int) -> Callable[[str, int], None]:

@@ -171,7 +171,9 @@ class OutputField(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    name: str = Field(description="Field name in the output record.", json_schema_extra={"pattern": NAME_PATTERN})
+    name: str = Field(
+        description="Field name in the output record.", json_schema_extra={"pattern": NAME_PATTERN}
+    )
     step: str = Field(description="Name of the step whose result fills the field.")
 
 
@@ -205,6 +207,22 @@ class Plan(BaseModel):
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
+        except ValidationError as exc:
+            raise _plan_error(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Plan:
+        """Pydantic's validation, raising `PlanError` like every other constructor."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise _plan_error(exc) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Plan:
+        """Pydantic's JSON validation, raising `PlanError` like every other constructor."""
+        try:
+            return super().model_validate_json(json_data, **kwargs)
         except ValidationError as exc:
             raise _plan_error(exc) from None
 
@@ -346,11 +364,10 @@ class Plan(BaseModel):
                 scope = "every text"
             else:
                 scope = "texts passing the filter"
-            lines.append(
-                f"  {i}. {step.name:<{width}}  {step.op:<5}  {json.dumps(step.instruction, ensure_ascii=False)}"
-                f"  [{scope}]"
-            )
-        lines.append(f"  filter: {render_condition(self.filter) if self.filter is not None else '(none: every text)'}")
+            instruction = json.dumps(step.instruction, ensure_ascii=False)
+            lines.append(f"  {i}. {step.name:<{width}}  {step.op:<5}  {instruction}  [{scope}]")
+        condition = render_condition(self.filter) if self.filter is not None else "(none: every text)"
+        lines.append(f"  filter: {condition}")
         outputs = self.outputs or []
         shown = [o.name if o.name == o.step else f"{o.name} <- {o.step}" for o in outputs]
         lines.append(f"  outputs: {', '.join(shown) if shown else '(none: ids of passing texts)'}")
@@ -362,9 +379,23 @@ _SEMANTIC_MARK = "plan-problems:"
 
 def _semantic_problems(plan: Plan) -> list[str]:
     """Every cross-reference problem at once, so a planner's repair loop fixes them in one go."""
-    problems: list[str] = []
     if not plan.steps:
         return ["steps: a plan needs at least one step"]
+    steps: dict[str, Step] = {}
+    for step in plan.steps:
+        steps.setdefault(step.name, step)
+    problems = _step_problems(plan, steps)
+    if plan.filter is not None:
+        problems += _filter_problems(plan.filter, steps)
+    if plan.outputs is not None:
+        problems += _output_problems(plan.outputs, steps)
+        problems += _unused_step_problems(plan, steps)
+    return problems
+
+
+def _step_problems(plan: Plan, steps: Mapping[str, Step]) -> list[str]:
+    """Names, for_each references and placeholders of each step."""
+    problems: list[str] = []
     position: dict[str, int] = {}
     for i, step in enumerate(plan.steps):
         if not _NAME_RE.match(step.name):
@@ -373,53 +404,67 @@ def _semantic_problems(plan: Plan) -> list[str]:
                 "(at most 64 characters)"
             )
         if step.name in position:
-            problems.append(f"steps[{i}].name {step.name!r}: duplicate step name (also steps[{position[step.name]}])")
+            problems.append(
+                f"steps[{i}].name {step.name!r}: duplicate step name (also steps[{position[step.name]}])"
+            )
         else:
             position[step.name] = i
-    steps: dict[str, Step] = {}
-    for step in plan.steps:
-        steps.setdefault(step.name, step)
-
     for i, step in enumerate(plan.steps):
         where = f"steps[{i}] ({step.name})"
         if step.for_each is not None:
-            target = steps.get(step.for_each)
-            if step.for_each == step.name:
-                problems.append(f"{where}: for_each refers to the step itself (a cycle)")
-            elif target is None:
-                problems.append(f"{where}: for_each {step.for_each!r} is not a step; known: {sorted(steps)}")
-            elif target.op != "span":
-                problems.append(f"{where}: for_each {step.for_each!r} must be a span step, it is a label step")
-            elif position[step.for_each] > i:
-                cycle = _for_each_cycle(step.name, steps)
-                problems.append(
-                    f"{where}: for_each {step.for_each!r} is defined later; steps run in order"
-                    + (f" (cycle: {' -> '.join(cycle)})" if cycle else ", move it earlier")
-                )
+            problem = _for_each_problem(step, i, steps, position)
+            if problem:
+                problems.append(f"{where}: {problem}")
+            if step.for_each not in steps:
+                continue  # placeholders cannot be checked against a missing step
         problems += _placeholder_problems(where, step, steps)
+    return problems
 
-    if plan.filter is not None:
-        for name in condition_steps(plan.filter):
-            target = steps.get(name)
-            labels = sorted(s.name for s in plan.steps if s.op == "label" and s.for_each is None)
-            if target is None:
-                problems.append(f"filter: {name!r} is not a step; label steps: {labels}")
-            elif target.op != "label":
-                problems.append(f"filter: {name!r} is a span step; the filter reads label steps only: {labels}")
-            elif target.for_each is not None:
-                problems.append(f"filter: {name!r} runs per span, so it has no single answer per text")
 
-    if plan.outputs is not None:
-        seen: set[str] = set()
-        for i, out in enumerate(plan.outputs):
-            if not _NAME_RE.match(out.name):
-                problems.append(f"outputs[{i}].name {out.name!r}: not an identifier")
-            if out.name in seen:
-                problems.append(f"outputs[{i}].name {out.name!r}: duplicate output field")
-            seen.add(out.name)
-            if out.step not in steps:
-                problems.append(f"outputs[{i}].step {out.step!r} is not a step; known: {sorted(steps)}")
-        problems += _unused_step_problems(plan, steps)
+def _for_each_problem(step: Step, i: int, steps: Mapping[str, Step], position: Mapping[str, int]) -> str:
+    """What is wrong with a step's for_each reference ('' if nothing)."""
+    target = steps.get(step.for_each or "")
+    if step.for_each == step.name:
+        return "for_each refers to the step itself (a cycle)"
+    if target is None:
+        return f"for_each {step.for_each!r} is not a step; known: {sorted(steps)}"
+    if target.op != "span":
+        return f"for_each {step.for_each!r} must be a span step, it is a label step"
+    if position[target.name] > i:
+        cycle = _for_each_cycle(step.name, steps)
+        return f"for_each {step.for_each!r} is defined later; steps run in order" + (
+            f" (cycle: {' -> '.join(cycle)})" if cycle else ", move it earlier"
+        )
+    return ""
+
+
+def _filter_problems(condition: Condition, steps: Mapping[str, Step]) -> list[str]:
+    """The filter may read only label steps that answer once per text."""
+    labels = sorted(s.name for s in steps.values() if s.op == "label" and s.for_each is None)
+    problems: list[str] = []
+    for name in condition_steps(condition):
+        target = steps.get(name)
+        if target is None:
+            problems.append(f"filter: {name!r} is not a step; label steps: {labels}")
+        elif target.op != "label":
+            problems.append(f"filter: {name!r} is a span step; the filter reads label steps: {labels}")
+        elif target.for_each is not None:
+            problems.append(f"filter: {name!r} runs per span, so it has no single answer per text")
+    return problems
+
+
+def _output_problems(outputs: list[OutputField], steps: Mapping[str, Step]) -> list[str]:
+    """Output fields need identifier names, no repeats, and an existing step."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, out in enumerate(outputs):
+        if not _NAME_RE.match(out.name):
+            problems.append(f"outputs[{i}].name {out.name!r}: not an identifier")
+        if out.name in seen:
+            problems.append(f"outputs[{i}].name {out.name!r}: duplicate output field")
+        seen.add(out.name)
+        if out.step not in steps:
+            problems.append(f"outputs[{i}].step {out.step!r} is not a step; known: {sorted(steps)}")
     return problems
 
 
@@ -427,10 +472,10 @@ def _placeholder_problems(where: str, step: Step, steps: Mapping[str, Step]) -> 
     try:
         fields = step.placeholders()
     except ValueError as exc:
-        return [f"{where}: malformed braces in instruction ({exc}); write literal braces as '{{{{' '}}}}'"]
+        return [f"{where}: malformed braces in instruction ({exc}); write literal braces as {{{{ and }}}}"]
     if step.for_each is None:
         return (
-            [f"{where}: placeholders {sorted(set(fields))} need for_each; only per-span steps are templated"]
+            [f"{where}: placeholders {sorted(set(fields))} need for_each; only per-span steps use them"]
             if fields
             else []
         )
@@ -442,7 +487,9 @@ def _placeholder_problems(where: str, step: Step, steps: Mapping[str, Step]) -> 
         if f not in bound
     ]
     if step.for_each not in fields:
-        problems.append(f"{where}: runs for each {step.for_each!r}, so its instruction must mention {{{step.for_each}}}")
+        problems.append(
+            f"{where}: runs for each {step.for_each!r}, so its instruction must mention {{{step.for_each}}}"
+        )
     return problems
 
 

@@ -145,7 +145,9 @@ def sample_for_annotation(
             quantiles=tuple(quantiles),
         )
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         raise ConfigError(f"invalid sampling settings: {problems}") from None
     ids = list(ids)
     if len(set(ids)) != len(ids):
@@ -168,28 +170,12 @@ def sample_for_annotation(
         raise CorpusError(f"got {len(texts)} texts for {corpus_size} ids; pass one text per id")
 
     pool_size = corpus_size if settings.score_pool is None else min(settings.score_pool, corpus_size)
-    pool = list(range(corpus_size)) if pool_size == corpus_size else sorted(rng.sample(range(corpus_size), pool_size))
+    if pool_size < corpus_size:
+        pool = sorted(rng.sample(range(corpus_size), pool_size))
+    else:
+        pool = list(range(corpus_size))
     scores = _score(scorer, plan, signals, [texts[i] for i in pool])  # type: ignore[arg-type]
-
-    taken: set[int] = set()
-    reports: list[Signal] = []
-    budgets = [n // len(signals) + (1 if k < n % len(signals) else 0) for k in range(len(signals))]
-    for (name, description), budget in zip(signals, budgets):
-        ranked = [pool[j] for j in sorted(range(pool_size), key=lambda j: (scores[name][j], pool[j]))]
-        score_of = dict(zip(pool, scores[name]))
-        buckets, bounds = _buckets(ranked, settings.quantiles)
-        chosen, counts = _draw_evenly(buckets, budget, rng, taken)
-        taken.update(chosen)
-        strata = [
-            Stratum(
-                lower_quantile=lo, upper_quantile=hi,
-                min_score=min((score_of[i] for i in b), default=None),
-                max_score=max((score_of[i] for i in b), default=None),
-                size=len(b), drawn=c,
-            )
-            for b, (lo, hi), c in zip(buckets, bounds, counts)
-        ]
-        reports.append(Signal(name=name, description=description, drawn=len(chosen), strata=strata))
+    taken, reports = _stratify(signals, pool, scores, n, settings.quantiles, rng)
 
     fill = n - len(taken)
     if fill > 0:  # the pool ran out (score_pool below the sample size): top up at random
@@ -203,6 +189,38 @@ def sample_for_annotation(
         signals=reports, random_fill=max(fill, 0),
     )
     return AnnotationSample(ids=[ids[i] for i in chosen], indices=chosen, summary=summary)
+
+
+def _stratify(
+    signals: list[tuple[str, str]],
+    pool: list[int],
+    scores: dict[str, list[float]],
+    n: int,
+    quantiles: tuple[float, ...],
+    rng: random.Random,
+) -> tuple[set[int], list[Signal]]:
+    """Split the budget evenly over the signals; for each, rank the pool by score, cut it into
+    buckets at the quantiles and draw evenly from them, skipping texts already taken."""
+    taken: set[int] = set()
+    reports: list[Signal] = []
+    budgets = [n // len(signals) + (1 if k < n % len(signals) else 0) for k in range(len(signals))]
+    for (name, description), budget in zip(signals, budgets):
+        score_of = dict(zip(pool, scores[name]))
+        ranked = sorted(pool, key=lambda i: (score_of[i], i))
+        buckets, bounds = _buckets(ranked, quantiles)
+        chosen, counts = _draw_evenly(buckets, budget, rng, taken)
+        taken.update(chosen)
+        strata = [
+            Stratum(
+                lower_quantile=lo, upper_quantile=hi,
+                min_score=min((score_of[i] for i in b), default=None),
+                max_score=max((score_of[i] for i in b), default=None),
+                size=len(b), drawn=c,
+            )
+            for b, (lo, hi), c in zip(buckets, bounds, counts)
+        ]
+        reports.append(Signal(name=name, description=description, drawn=len(chosen), strata=strata))
+    return taken, reports
 
 
 def _signals(plan: Plan) -> list[tuple[str, str]]:
@@ -229,7 +247,9 @@ def _random_reason(
     return None
 
 
-def _score(scorer: Runner, plan: Plan, signals: list[tuple[str, str]], texts: list[str]) -> dict[str, list[float]]:
+def _score(
+    scorer: Runner, plan: Plan, signals: list[tuple[str, str]], texts: list[str]
+) -> dict[str, list[float]]:
     """P(label holds) per signal and text: one scorer call per label step; the filter's score
     is combined from its steps' (min for and, max for or, 1-x for not)."""
     scores: dict[str, list[float]] = {}
@@ -247,7 +267,9 @@ def _score(scorer: Runner, plan: Plan, signals: list[tuple[str, str]], texts: li
     return scores
 
 
-def _buckets(ranked: list[int], quantiles: tuple[float, ...]) -> tuple[list[list[int]], list[tuple[float, float]]]:
+def _buckets(
+    ranked: list[int], quantiles: tuple[float, ...]
+) -> tuple[list[list[int]], list[tuple[float, float]]]:
     """Split indices ranked by ascending score at the quantile cuts; highest bucket first."""
     cuts = [0.0, *quantiles, 1.0]
     edges = [round(q * len(ranked)) for q in cuts]

@@ -371,3 +371,12 @@ def test_no_eval_or_exec_in_plan_and_execution() -> None:
     for name in ("plan.py", "execution.py", "sampling.py"):
         source = (root / name).read_text()
         assert not re.search(r"\b(eval|exec)\(", source), name
+
+
+def test_pydantic_entry_points_raise_plan_error_too() -> None:
+    assert Plan.model_validate(BASIC) == Plan.from_dict(BASIC)
+    assert Plan.model_validate_json(json.dumps(BASIC)) == Plan.from_dict(BASIC)
+    with pytest.raises(PlanError, match="at least one step"):
+        Plan.model_validate({"steps": []})
+    with pytest.raises(PlanError, match="at least one step"):
+        Plan.model_validate_json('{"steps": []}')

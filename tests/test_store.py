@@ -81,10 +81,18 @@ def test_state_survives_reopen_and_two_stores_share_a_file(tmp_path, corpus):
 
 def test_second_process_gets_a_clear_error(tmp_path):
     path = tmp_path / "s.duckdb"
-    script = f"from falconer_core.store import Store, StoreError\ntry:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print(e)"
+    script = textwrap.dedent(
+        f"""
+        from falconer_core.store import Store, StoreError
+        try:
+            Store({str(path)!r})
+        except StoreError as exc:
+            print(exc)
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
     with Store(path):
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                              cwd=Path(__file__).resolve().parents[1])
+        done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
     assert "cannot open the store" in done.stdout and "another Falconer process" in done.stdout, done.stderr
 
 

@@ -79,10 +79,11 @@ def _without_overlaps(spans: Iterable[Span]) -> list[Span]:
 
 
 def ground_spans(text: str, values: Iterable[str], confidence: float = 1.0) -> GroundingResult:
-    """Ground each returned string in `text`: all occurrences, longest wins on overlap."""
+    """Ground each returned string in `text`: all occurrences, longest wins on overlap; blank
+    strings are ignored (they are not answers), unmatched ones land in `dropped`."""
     result = GroundingResult()
     found: list[Span] = []
-    for value in dict.fromkeys(v for v in values if isinstance(v, str)):
+    for value in dict.fromkeys(v for v in values if isinstance(v, str) and v.strip()):
         positions, how = locate(text, value)
         if how is None:
             result.dropped.append(value)

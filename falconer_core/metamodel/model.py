@@ -86,7 +86,7 @@ class Metamodel:
         torch.manual_seed(seed)
         kwargs = {}
         if not keep_head:
-            kwargs = {"num_labels": 3, "id2label": dict(enumerate(LABELS)), "label2id": {l: i for i, l in enumerate(LABELS)}}
+            kwargs = {"ignore_mismatched_sizes": True, "num_labels": 3, "id2label": dict(enumerate(LABELS)), "label2id": {l: i for i, l in enumerate(LABELS)}}
         model = _quietly(AutoModelForTokenClassification.from_pretrained, path, **kwargs)
         if keep_head:  # reorder a BIO head (e.g. Cuckoo's) to our O/B/I ids
             order = [names.index(label) for label in LABELS]

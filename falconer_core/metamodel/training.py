@@ -29,6 +29,7 @@ class TrainingSettings(BaseModel):
     dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of examples held out to pick the best epoch.")
     min_examples_for_dev: int = Field(40, ge=2, description="Below this many examples, train all epochs without a dev split.")
     patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
+    min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
     progress: bool = Field(True, description="Show a progress bar.")
@@ -114,7 +115,7 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             since_best += 1
-            if since_best >= settings.patience:
+            if since_best >= settings.patience and epoch + 1 >= settings.min_epochs:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)

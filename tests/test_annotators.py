@@ -1,0 +1,227 @@
+"""Span grounding, the LLM annotator (over the scripted HTTP server) and gold annotations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from falconer_core.annotators import GoldAnnotator, LLMAnnotator, ground_spans
+from falconer_core.errors import CorpusError
+from falconer_core.execution import execute_plan
+from falconer_core.llm import LLMSettings, OpenAIClient
+from falconer_core.plan import Plan
+from falconer_core.types import LabelResult, Runner, Span
+from tests.llm_server import ScriptedLLMServer, answer
+
+# --- grounding ---------------------------------------------------------------------------------
+
+
+def test_exact_match_gives_offsets():
+    text = "The laptop costs $999 today."
+    (span,) = ground_spans(text, ["$999"]).spans
+    assert (span.text, span.start, span.end) == ("$999", 17, 21)
+    assert text[span.start : span.end] == span.text
+
+
+def test_case_insensitive_match_keeps_the_source_casing():
+    result = ground_spans("Talk by ADA LOVELACE on engines.", ["Ada Lovelace"])
+    assert [s.text for s in result.spans] == ["ADA LOVELACE"]
+    assert result.matched == {"Ada Lovelace": "case"}
+
+
+def test_whitespace_tolerant_match():
+    text = "Speaker:  Grace\n  Hopper, admiral."
+    result = ground_spans(text, ["grace hopper"])
+    (span,) = result.spans
+    assert span.text == "Grace\n  Hopper" and text[span.start : span.end] == span.text
+    assert result.matched["grace hopper"] == "whitespace"
+
+
+def test_quotes_the_model_added_are_stripped():
+    assert [s.text for s in ground_spans("He said hello there.", ['"hello there."']).spans] == ["hello there"]
+
+
+def test_every_occurrence_is_grounded_on_word_boundaries():
+    text = "Art is art; start the art class."
+    spans = ground_spans(text, ["art"]).spans
+    assert [(s.start, s.text) for s in spans] == [(7, "art"), (22, "art")]
+
+
+def test_overlapping_spans_keep_the_longest():
+    spans = ground_spans("Flights to New York City today.", ["New York", "New York City"]).spans
+    assert [s.text for s in spans] == ["New York City"]
+
+
+def test_hallucinated_span_is_dropped():
+    result = ground_spans("Call me at 555-1234.", ["555-1234", "555-9999", "  "])
+    assert [s.text for s in result.spans] == ["555-1234"]
+    assert result.dropped == ["555-9999"]
+
+
+# --- LLM annotator ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server():
+    with ScriptedLLMServer() as running:
+        yield running
+
+
+def client_for(server: ScriptedLLMServer) -> OpenAIClient:
+    return OpenAIClient(
+        LLMSettings(base_url=server.url, api_key="sk-test", model="gpt-4o-mini", cache_dir=None,
+                    backoff_initial=0.001, max_concurrency=1)
+    )
+
+
+TEXTS = [
+    "Win a FREE prize now, call 0800-123-456!",
+    "Are we still meeting at 6pm?",
+    "URGENT: claim your cash at 0900 111 222",
+]
+
+
+def test_llm_annotator_labels_in_batches(server):
+    server.push(
+        answer({"answers": [{"id": 1, "label": True}, {"id": 2, "label": "no", "confidence": 0.8}]}),
+        answer({"answers": [{"id": 1, "label": True}]}),
+    )
+    annotator = LLMAnnotator(client_for(server), batch_size=2)
+    assert isinstance(annotator, Runner)
+    results = annotator.get_label(TEXTS, "Is this message spam?")
+    assert results == [LabelResult(True, 1.0), LabelResult(False, 0.8), LabelResult(True, 1.0)]
+    assert server.calls == 2
+    prompt = server.requests[0]["messages"][-1]["content"]
+    assert "Is this message spam?" in prompt and "[1] Win a FREE" in prompt and "[2] Are we" in prompt
+    assert annotator.stats.requests == 2 and annotator.stats.labels == 3
+
+
+def test_llm_annotator_grounds_spans_and_counts_hallucinations(server):
+    server.push(
+        answer({"answers": [
+            {"id": 1, "spans": ["0800-123-456"]},
+            {"id": 2, "spans": []},
+            {"id": 3, "spans": ["0900  111 222", "0900-555-000"]},  # second one is invented
+        ]})
+    )
+    annotator = LLMAnnotator(client_for(server))
+    spans = annotator.get_span(TEXTS, "Extract the phone numbers.")
+    assert [[s.text for s in row] for row in spans] == [["0800-123-456"], [], ["0900 111 222"]]
+    for text, row in zip(TEXTS, spans):
+        assert all(text[s.start : s.end] == s.text for s in row)
+    stats = annotator.stats
+    assert (stats.spans_returned, stats.spans_grounded, stats.spans_dropped) == (3, 2, 1)
+    assert (stats.grounded_exact, stats.grounded_whitespace) == (1, 1)
+    assert stats.dropped_examples == [("0900-555-000", TEXTS[2])]
+
+
+def test_llm_annotator_retries_an_answer_missing_ids(server):
+    server.push(
+        answer({"answers": [{"id": 1, "label": True}]}),
+        answer({"answers": [{"id": 1, "label": True}, {"id": 2, "label": False}]}),
+    )
+    results = LLMAnnotator(client_for(server)).get_label(TEXTS[:2], "Is this message spam?")
+    assert [r.value for r in results] == [True, False]
+    assert "missing for ids [2]" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_llm_annotator_groups_per_text_instructions(server):
+    def handler(body):
+        prompt = body["messages"][-1]["content"]
+        count = prompt.count("\n[")  # one "[i] text" line per text
+        return answer({"answers": [{"id": i, "spans": []} for i in range(1, count + 1)]})
+
+    server.handler = handler
+    annotator = LLMAnnotator(client_for(server), batch_size=8)
+    annotator.get_span(TEXTS, ["What does {a} cost?", "What does {b} cost?", "What does {a} cost?"])
+    assert server.calls == 2
+
+
+def test_llm_annotator_runs_a_plan(server):
+    def handler(body):
+        prompt = body["messages"][-1]["content"]
+        if "Question:" in prompt:
+            return answer({"answers": [{"id": 1, "label": "FREE" in prompt or "URGENT" in prompt}]})
+        number = "0800-123-456" if "FREE" in prompt else "0900 111 222"
+        return answer({"answers": [{"id": 1, "spans": [number]}]})
+
+    server.handler = handler
+    plan = Plan.from_dict({
+        "steps": [
+            {"name": "is_spam", "op": "label", "instruction": "Is this message spam?"},
+            {"name": "phone", "op": "span", "instruction": "Extract the phone numbers."},
+        ],
+        "filter": "is_spam",
+    })
+    records = execute_plan(plan, TEXTS, LLMAnnotator(client_for(server), batch_size=1))
+    assert [r.fields["phone"] for r in records] == [["0800-123-456"], ["0900 111 222"]]
+
+
+# --- gold annotator -----------------------------------------------------------------------------
+
+
+def test_gold_labels_by_text_and_by_id():
+    by_text = GoldAnnotator(labels={"Is it spam?": {TEXTS[0]: True, TEXTS[1]: "no"}})
+    assert [r.value for r in by_text.get_label(TEXTS[:2], "Is it spam?")] == [True, False]
+    by_id = GoldAnnotator(labels={"Is it spam?": {"m1": 1, "m2": 0}}, texts={"m1": TEXTS[0], "m2": TEXTS[1]})
+    assert [r.value for r in by_id.get_label(TEXTS[:2], "Is it spam?")] == [True, False]
+    assert isinstance(by_id, Runner)
+
+
+def test_gold_spans_accept_spans_offsets_strings_and_json():
+    text = TEXTS[0]
+    gold = GoldAnnotator(spans={"Phone?": {
+        text: [Span("0800-123-456", 27, 39)],
+        TEXTS[1]: json.dumps([{"start": 24, "end": 27}]),
+        TEXTS[2]: '["0900 111 222"]',
+    }})
+    spans = gold.get_span(TEXTS, "Phone?")
+    assert [[s.text for s in row] for row in spans] == [["0800-123-456"], ["6pm"], ["0900 111 222"]]
+
+
+def test_gold_unknown_items_raise_clear_errors():
+    gold = GoldAnnotator(labels={"Is it spam?": {TEXTS[0]: True}})
+    with pytest.raises(CorpusError, match="no gold label for instruction 'Is it spam\\?' on text"):
+        gold.get_label([TEXTS[1]], "Is it spam?")
+    with pytest.raises(CorpusError, match="Add a column"):
+        gold.get_label([TEXTS[0]], "Is it ham?")
+    with pytest.raises(CorpusError, match="not a boolean"):
+        GoldAnnotator(labels={"q": {"t": "maybe"}}).get_label(["t"], "q")
+    with pytest.raises(CorpusError, match="does not match the text"):
+        GoldAnnotator(spans={"q": {"abc": [{"start": 0, "end": 1, "text": "z"}]}}).get_span(["abc"], "q")
+    with pytest.raises(CorpusError, match="verbatim"):
+        GoldAnnotator(spans={"q": {"abc": ["xyz"]}}).get_span(["abc"], "q")
+
+
+def test_gold_from_corpus_columns_runs_a_multi_step_plan():
+    plan = Plan.from_dict({
+        "steps": [
+            {"name": "is_health", "op": "label", "instruction": "Is this talk about health?"},
+            {"name": "speaker", "op": "span", "instruction": "Extract the speaker."},
+            {"name": "profession", "op": "span", "for_each": "speaker",
+             "instruction": "What is {speaker}'s profession?"},
+        ],
+        "filter": "is_health",
+        "outputs": ["speaker", "profession"],
+    })
+    rows = [
+        {"text": "Surgeon Atul Gawande talks about health care.", "is_health": "yes",
+         "speaker": '["Atul Gawande"]', "profession": '{"Atul Gawande": ["Surgeon"]}'},
+        {"text": "Brian Eno on music.", "is_health": False, "speaker": None},
+    ]
+    gold = GoldAnnotator.from_records(rows, plan)
+    (record,) = execute_plan(plan, [r["text"] for r in rows], gold)
+    assert record.fields == {"speaker": ["Atul Gawande"],
+                             "profession": [{"span": "Atul Gawande", "value": ["Surgeon"]}]}
+    with pytest.raises(CorpusError, match="no gold span"):
+        gold.get_span([rows[1]["text"]], "Extract the speaker.")
+
+
+def test_gold_from_a_dataframe_with_renamed_columns():
+    pd = pytest.importorskip("pandas")
+    plan = Plan.from_dict({"steps": [{"name": "spam", "op": "label", "instruction": "Is it spam?"}], "filter": "spam"})
+    frame = pd.DataFrame({"msg": TEXTS, "label": ["spam", "ham", "spam"]})
+    frame["is_spam"] = frame["label"] == "spam"
+    gold = GoldAnnotator.from_records(frame, plan, text_field="msg", columns={"spam": "is_spam"})
+    assert [r.value for r in gold.get_label(TEXTS, "Is it spam?")] == [True, False, True]

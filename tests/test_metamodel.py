@@ -1,0 +1,213 @@
+"""The metamodel's contracts: offsets, empty/long/unicode texts, windowing, save/load,
+determinism, continual re-tuning, and that fine-tuning actually learns."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from falconer_core import ConfigError, LabelExample, ModelError, Span, SpanExample
+from falconer_core.metamodel import Metamodel
+from falconer_core.metamodel.decoding import merge_word_probs, spans_from_word_probs
+from falconer_core.metamodel.prompt import B, I, O, PromptFormat
+from tests.conftest import make_tiny_encoder
+
+TEXTS = [
+    "John Smith met Mary Jones in Paris.",
+    "Le café à Zürich ☕ coûte 4,50 €.",
+    "東京で会いましょう — Ünïcödé test 🦓 zebra!",
+    "tabs\tand\nnewlines  and   spaces",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_encoder_path):
+    return Metamodel.from_base(str(tiny_encoder_path))
+
+
+def check_offsets(texts, results):
+    for text, spans in zip(texts, results):
+        for span in spans:
+            assert 0 <= span.start < span.end <= len(text)
+            assert text[span.start : span.end] == span.text
+            assert 0.0 <= span.confidence <= 1.0
+
+
+def test_spans_carry_exact_character_offsets_on_unicode_texts(tiny):
+    results = tiny.get_span(TEXTS, "Extract the names.")
+    assert len(results) == len(TEXTS)
+    check_offsets(TEXTS, results)
+
+
+def test_empty_and_whitespace_texts_get_empty_results(tiny):
+    texts = ["", "   ", "\n\t", "real words here"]
+    spans = tiny.get_span(texts, "Extract the names.")
+    labels = tiny.get_label(texts, "Is this about travel?")
+    assert spans[:3] == [[], [], []]
+    assert [bool(r) for r in labels[:3]] == [False, False, False]
+    assert all(0.5 <= r.confidence <= 1.0 for r in labels)
+
+
+def test_per_text_instructions_and_their_errors(tiny):
+    out = tiny.get_label(TEXTS[:2], ["Is this about people?", "Is this about money?"])
+    assert len(out) == 2
+    with pytest.raises(Exception, match="2 instructions for 3 texts"):
+        tiny.get_span(TEXTS[:3], ["a", "b"])
+    with pytest.raises(ConfigError, match="list of texts"):
+        tiny.get_span("a single string", "Extract")
+    with pytest.raises(ModelError, match="shorten the instruction"):
+        tiny.get_span(["x"], "word " * 600)
+
+
+def test_long_texts_are_windowed_and_every_token_is_covered(tiny):
+    text = " ".join(f"w{i}" for i in range(900))
+    encoded = tiny.encoder.encode_texts([text])[0]
+    windows = tiny.encoder.windows(0, encoded, "span", "Extract the names.")
+    assert len(encoded.ids) > 512 and len(windows) >= 3
+    assert all(len(w.input_ids) <= 512 for w in windows)
+    assert windows[0].token_start == 0 and windows[-1].token_end == len(encoded.ids)
+    for prev, nxt in zip(windows, windows[1:]):
+        assert nxt.token_start < prev.token_end  # overlap, no gap
+    results = tiny.get_span([text], "Extract the names.")
+    check_offsets([text], results)
+
+
+def test_overlapping_windows_merge_each_word_from_its_most_central_window(tiny):
+    text = " ".join(["alpha"] * 40)
+    encoded = tiny.encoder.encode_texts([text])[0]
+    tiny.encoder.max_length, saved = 40, tiny.encoder.max_length
+    try:
+        windows = tiny.encoder.windows(0, encoded, "span", "Find")
+    finally:
+        tiny.encoder.max_length = saved
+    assert len(windows) > 1
+    # window k says B for every word: the merged tag of a word tells which window won it
+    probs = []
+    for k, w in enumerate(windows):
+        p = np.zeros((w.token_end - w.token_start, 3), dtype=np.float32)
+        p[:, B if k % 2 == 0 else I] = 1.0
+        probs.append(p)
+    merged = merge_word_probs(encoded, windows, probs)
+    # the last word is only in the last window; the first only in the first
+    assert merged[0].argmax() == B
+    assert merged[-1].argmax() == (B if (len(windows) - 1) % 2 == 0 else I)
+    # a word in the middle of the first overlap belongs to the window it is more central in
+    first, second = windows[0], windows[1]
+    overlap = range(second.token_start, first.token_end)
+    early, late = overlap[0], overlap[-1]
+    assert merged[encoded.first_token_word[early]].argmax() == B
+    assert merged[encoded.first_token_word[late]].argmax() == I
+
+
+def test_bio_decoding_rules():
+    text = "aa bb cc dd ee"
+    from falconer_core.metamodel.prompt import EncodedText
+
+    encoded = EncodedText(ids=[1, 2, 3, 4, 5], first_token_word=[0, 1, 2, 3, 4],
+                          word_chars=[(0, 2), (3, 5), (6, 8), (9, 11), (12, 14)])
+    tags = [B, I, O, I, B]  # a span, a stray I that opens one, then a new B
+    probs = np.eye(3, dtype=np.float32)[tags]
+    spans = spans_from_word_probs(text, encoded, probs)
+    assert [(s.text, s.start, s.end) for s in spans] == [("aa bb", 0, 5), ("dd", 9, 11), ("ee", 12, 14)]
+
+
+def test_save_load_round_trip(tiny, tmp_path):
+    before = tiny.get_span(TEXTS, "Extract the names."), tiny.get_label(TEXTS, "Is it French?")
+    tiny.save(tmp_path / "ckpt")
+    loaded = Metamodel.load(tmp_path / "ckpt")
+    assert loaded.config["prompt"] == PromptFormat().to_dict()
+    assert loaded.config["label_scheme"]["tags"] == ["O", "B", "I"]
+    after = loaded.get_span(TEXTS, "Extract the names."), loaded.get_label(TEXTS, "Is it French?")
+    assert before == after
+    with pytest.raises(ModelError, match="not a Falconer checkpoint"):
+        Metamodel.load(tmp_path)
+
+
+def test_a_bio_head_of_another_order_is_kept_and_reordered(tmp_path):
+    folder = make_tiny_encoder(tmp_path / "cuckoo-like", id2label={0: "B", 1: "I", 2: "O"})
+    from transformers import AutoModelForTokenClassification
+
+    original = AutoModelForTokenClassification.from_pretrained(folder).classifier.weight.detach()
+    model = Metamodel.from_base(str(folder))
+    weight = model.model.classifier.weight.detach()
+    assert torch.equal(weight[O], original[2]) and torch.equal(weight[B], original[0])
+    assert torch.equal(weight[I], original[1])
+
+
+def test_missing_base_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="cannot load base encoder"):
+        Metamodel.from_base(str(tmp_path / "nope"))
+
+
+def _toy_examples(n: int, seed: int):
+    """A learnable task: which animal is named, and does the text name one at all?"""
+    rng = random.Random(seed)
+    animals, fillers = ["zebra", "otter", "falcon", "badger"], ["the", "old", "road", "was", "quiet", "today", "near", "town"]
+    out = []
+    for _ in range(n):
+        words = rng.sample(fillers, 5)
+        has = rng.random() < 0.5
+        if has:
+            words.insert(rng.randrange(6), rng.choice(animals))
+        text = " ".join(words)
+        spans = []
+        for a in animals:
+            if f" {a}" in f" {text}":
+                start = text.index(a)
+                spans.append(Span(a, start, start + len(a)))
+        out.append(SpanExample(text, "Extract the animal.", spans))
+        out.append(LabelExample(text, "Does the text name an animal?", has))
+    return out
+
+
+def _score(model, examples):
+    from falconer_core.evaluation import label_metrics, word_f1
+
+    spans = [e for e in examples if isinstance(e, SpanExample)]
+    labels = [e for e in examples if isinstance(e, LabelExample)]
+    texts = [e.text for e in spans]
+    f1 = word_f1(model.get_span(texts, "Extract the animal."), [list(e.spans) for e in spans], texts)["f1"]
+    acc = label_metrics(model.get_label([e.text for e in labels], labels[0].instruction), [e.label for e in labels])["accuracy"]
+    return f1, acc
+
+
+def test_fine_tune_learns_a_toy_task_from_chance(tmp_path):
+    model = Metamodel.from_base()
+    train, test = _toy_examples(60, seed=1), _toy_examples(40, seed=2)
+    f1_before, acc_before = _score(model, test)
+    report = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, progress=False)
+    f1_after, acc_after = _score(model, test)
+    assert f1_before < 0.5 and acc_before < 0.75
+    assert f1_after > 0.9 and acc_after > 0.9, (f1_after, acc_after, report)
+    assert report.n_dev > 0 and report.best_epoch >= 1
+
+    # the animal is found past token 512: the tail of a long text is not dropped
+    long_text = " ".join(["the old road was quiet today"] * 110) + " near the zebra"
+    assert len(model.tokenizer(long_text)["input_ids"]) > 600
+    spans = model.get_span([long_text], "Extract the animal.")[0]
+    assert any(s.text == "zebra" and s.start > len(long_text) - 20 for s in spans)
+
+    # continual re-tuning: a saved checkpoint fine-tunes further and records its history
+    model.save(tmp_path / "first")
+    again = Metamodel.load(tmp_path / "first")
+    assert _score(again, test) == (f1_after, acc_after)
+    again.fine_tune(_toy_examples(20, seed=3), epochs=1, progress=False)
+    assert len(again.config["history"]) == 2
+
+
+def test_fine_tune_is_deterministic_under_a_seed(tiny_encoder_path):
+    examples = _toy_examples(50, seed=4)
+    weights = []
+    for _ in range(2):
+        model = Metamodel.from_base(str(tiny_encoder_path), seed=7)
+        model.fine_tune(examples, epochs=2, seed=3, progress=False)
+        weights.append(model.model.classifier.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_fine_tune_rejects_bad_examples(tiny):
+    with pytest.raises(ConfigError, match="at least one example"):
+        tiny.fine_tune([], progress=False)
+    with pytest.raises(ConfigError, match="LabelExample or SpanExample"):
+        tiny.fine_tune([("text", "instr", True)], progress=False)
