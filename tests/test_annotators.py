@@ -129,7 +129,7 @@ def test_llm_annotator_retries_an_answer_missing_ids(server):
 def test_llm_annotator_groups_per_text_instructions(server):
     def handler(body):
         prompt = body["messages"][-1]["content"]
-        count = prompt.count("\n[")  # one "[i] text" line per text
+        count = max(1, prompt.count("\n["))  # one "[i] text" line per text in a batch
         return answer({"answers": [{"id": i, "spans": []} for i in range(1, count + 1)]})
 
     server.handler = handler

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from falconer_core.annotators.grounding import ground_spans
-from falconer_core.annotators.prompts import LABEL_SCHEMA, SPAN_SCHEMA, label_messages, span_messages
+from falconer_core.annotators.prompts import label_messages, label_schema, span_messages, span_schema
 from falconer_core.errors import ConfigError
 from falconer_core.llm.base import JSONClient, JSONRequest
 from falconer_core.types import Instructions, LabelResult, Span, per_text_instructions
@@ -136,7 +136,7 @@ class LLMAnnotator:
         batches = self._batches(texts, instruction)
         requests = [
             JSONRequest(
-                label_messages(instr, [texts[i] for i in indices]), LABEL_SCHEMA,
+                label_messages(instr, [texts[i] for i in indices]), label_schema(len(indices)),
                 schema_name="labels", validate=_label_validator(len(indices)),
             )
             for instr, indices in batches
@@ -155,7 +155,7 @@ class LLMAnnotator:
         batches = self._batches(texts, instruction)
         requests = [
             JSONRequest(
-                span_messages(instr, [texts[i] for i in indices]), SPAN_SCHEMA,
+                span_messages(instr, [texts[i] for i in indices]), span_schema(len(indices)),
                 schema_name="spans", validate=_span_validator(len(indices)),
             )
             for instr, indices in batches

@@ -1,7 +1,9 @@
 """Prompts and answer schemas of the LLM annotator, kept apart so they can be read and tuned.
 
 Several texts go in one call, each under a numeric id, and the answer repeats the ids, so a
-batch costs one prompt header instead of one per text and answers cannot be misaligned.
+batch costs one prompt header instead of one per text and answers cannot be misaligned. A
+single text gets a flat answer (`{"label": true}`, `{"spans": [...]}`): simpler for small
+models, and what `LocalLLM` can fill by schema-guided decoding.
 """
 
 from __future__ import annotations
@@ -59,12 +61,41 @@ SPAN_SCHEMA: dict[str, Any] = {
 }
 
 
+LABEL_ONE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"label": {"type": "boolean"}},
+    "required": ["label"],
+}
+
+SPAN_ONE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"spans": {"type": "array", "items": {"type": "string"}}},
+    "required": ["spans"],
+}
+
+
+def label_schema(count: int) -> dict[str, Any]:
+    """The answer schema for a batch of `count` texts."""
+    return LABEL_ONE_SCHEMA if count == 1 else LABEL_SCHEMA
+
+
+def span_schema(count: int) -> dict[str, Any]:
+    """The answer schema for a batch of `count` texts."""
+    return SPAN_ONE_SCHEMA if count == 1 else SPAN_SCHEMA
+
+
 def _numbered(texts: Sequence[str]) -> str:
     return "\n\n".join(f"[{i}] {text}" for i, text in enumerate(texts, 1))
 
 
 def label_messages(instruction: str, texts: Sequence[str]) -> list[dict[str, str]]:
-    """Chat messages asking one yes/no question of each numbered text."""
+    """Chat messages asking one yes/no question of each numbered text (or of one text)."""
+    if len(texts) == 1:
+        user = (
+            f"Text: {texts[0]}\n\nQuestion: {instruction}\n\n"
+            'Answer true or false. Reply in JSON: {"label": true} or {"label": false}.'
+        )
+        return [{"role": "system", "content": LABEL_SYSTEM}, {"role": "user", "content": user}]
     example = ", ".join(f'{{"id": {i}, "label": true}}' for i in range(1, min(len(texts), 2) + 1))
     user = (
         f"Question: {instruction}\n\nTexts:\n{_numbered(texts)}\n\n"
@@ -75,7 +106,14 @@ def label_messages(instruction: str, texts: Sequence[str]) -> list[dict[str, str
 
 
 def span_messages(instruction: str, texts: Sequence[str]) -> list[dict[str, str]]:
-    """Chat messages asking for exact substrings of each numbered text."""
+    """Chat messages asking for exact substrings of each numbered text (or of one text)."""
+    if len(texts) == 1:
+        user = (
+            f"Text: {texts[0]}\n\nRequest: {instruction}\n\n"
+            'List the exact substrings of the text that answer the request. Reply in JSON with '
+            'the list under "spans"; give an empty list when there is none.'
+        )
+        return [{"role": "system", "content": SPAN_SYSTEM}, {"role": "user", "content": user}]
     user = (
         f"Request: {instruction}\n\nTexts:\n{_numbered(texts)}\n\n"
         f"For every text, list the exact substrings that answer the request. Reply in JSON like "

@@ -20,6 +20,7 @@ from typing import Any
 
 from falconer_core.errors import ConfigError
 from falconer_core.llm.base import CachedJSONClient, Reply, log, with_schema_instruction
+from falconer_core.llm.guided import GuidedDecoder, guided_fields
 from falconer_core.llm.jsontext import balanced_prefix
 from falconer_core.llm.settings import LLMSettings, ModelPrice
 
@@ -91,8 +92,11 @@ class LocalLLM(CachedJSONClient):
     """Embedded SmolLM2-135M-Instruct behind the same JSON interface as `OpenAIClient`.
 
     Weak by design (see the module docstring): good for showing the pipeline working offline,
-    not for quality. Greedy decoding first; repeats after an unusable reply sample with a fixed
-    seed, so runs stay reproducible. Answers are cached on disk like the HTTP client's.
+    not for quality. Flat answer schemas (an annotator's `{"label": bool}`, `{"spans": [str]}`)
+    are filled by schema-guided decoding, so they always parse; other schemas (a plan) are
+    generated freely, starting at `{` and stopping when the JSON closes, then extracted.
+    Greedy decoding first; repeats after an unusable reply sample with a fixed seed, so runs
+    stay reproducible. Answers are cached on disk like the HTTP client's.
     """
 
     def __init__(
@@ -132,10 +136,18 @@ class LocalLLM(CachedJSONClient):
         from transformers import StoppingCriteriaList
 
         tokenizer, model = load_local_model(self.folder or smollm2_folder(), self.gguf_file, self.device)
-        opening = _opening(schema)
         prompt = tokenizer.apply_chat_template(
             self._prompt_messages(messages, schema), add_generation_prompt=True, tokenize=False
         )
+        fields = guided_fields(schema)
+        if fields is not None and attempt == 0:
+            with self._lock:
+                decoder = GuidedDecoder(tokenizer, model, self.device)
+                content = decoder.fill(prompt, fields)
+            prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            self.usage.add_call(self.model, prompt_tokens, decoder.generated_tokens)
+            return Reply(content, prompt_tokens, decoder.generated_tokens)
+        opening = _opening(schema)
         inputs = tokenizer(prompt + opening, return_tensors="pt", add_special_tokens=False).to(self.device)
         length = inputs["input_ids"].shape[1]
         sampling: dict[str, Any] = {"do_sample": False}

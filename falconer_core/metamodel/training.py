@@ -32,6 +32,9 @@ class TrainingSettings(BaseModel):
     min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
+    subtoken_labels: bool = Field(
+        True, description="Also supervise a word's later sub-tokens (I inside a span, else O), not just its first."
+    )
     progress: bool = Field(True, description="Show a progress bar.")
 
 
@@ -69,7 +72,7 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     report = TrainingReport(n_train=len(train_set), n_dev=len(dev))
 
     # 2. encode every example into labelled windows
-    windows = encode_examples(metamodel.encoder, train_set)
+    windows = encode_examples(metamodel.encoder, train_set, settings.subtoken_labels)
     steps_per_epoch = -(-len(windows) // settings.batch_size)
     total = steps_per_epoch * settings.epochs
 
@@ -126,9 +129,10 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     return report
 
 
-def encode_examples(encoder, examples: list[Example]) -> list[Window]:
-    """Windows with gold tags: span words get B/I/O on their first sub-token; label examples
-    tag the 'yes' or the 'no' choice B and the other O. Everything else is ignored."""
+def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = True) -> list[Window]:
+    """Windows with gold tags: span words get B/I/O on their first sub-token (and, with
+    `subtoken_labels`, I/O on the rest); label examples tag the 'yes' or the 'no' choice B and
+    the other O. Everything else is ignored."""
     encoded = encoder.encode_texts([e.text for e in examples])
     out: list[Window] = []
     for item, (example, text) in enumerate(zip(examples, encoded)):
@@ -142,10 +146,14 @@ def encode_examples(encoder, examples: list[Example]) -> list[Window]:
             tags = word_tags(text, [(s.start, s.end) for s in example.spans])
             for w in encoder.windows(item, text, "span", example.instruction):
                 w.labels = [IGNORE] * len(w.input_ids)
+                word = -1
                 for t in range(w.token_start, w.token_end):
-                    word = text.first_token_word[t]
-                    if word >= 0:
-                        w.labels[w.text_offset + t - w.token_start] = tags[word]
+                    position = w.text_offset + t - w.token_start
+                    if text.first_token_word[t] >= 0:
+                        word = text.first_token_word[t]
+                        w.labels[position] = tags[word]
+                    elif subtoken_labels and word >= 0:
+                        w.labels[position] = O if tags[word] == O else I
                 out.append(w)
     return out
 

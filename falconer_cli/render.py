@@ -1,0 +1,5 @@
+"""Terminal output shared by the commands."""
+
+from rich.console import Console
+
+console = Console()
