@@ -109,6 +109,10 @@ class CachedJSONClient:
         """Generation parameters that change the answer, hence part of the cache key."""
         return {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens}
 
+    def _schema_note(self, schema: Mapping[str, Any] | None) -> str:
+        """How to ask for the schema in words (a local model gets a shorter note)."""
+        return schema_instruction(schema)
+
     def _scrub(self, text: str) -> str:
         """Hook for clients holding a secret: remove it from any text leaving the client."""
         return text
@@ -132,8 +136,13 @@ class CachedJSONClient:
         if self._cache is not None:
             entry = self._cache.get(key)
             if entry is not None:
-                self.usage.add_cache_hit()
-                return entry["value"]
+                try:
+                    value = validate(entry["value"]) if validate is not None else entry["value"]
+                except ValueError:
+                    pass  # cached under a laxer check: ask again
+                else:
+                    self.usage.add_cache_hit()
+                    return value
         conversation = base
         problem = "no attempt made"
         for attempt in range(self.settings.json_retries + 1):
@@ -141,9 +150,8 @@ class CachedJSONClient:
                 self.usage.add_retry()
             reply = self._generate(conversation, schema_dict, schema_name, attempt)
             try:
-                value = extract_json(reply.content)
-                if validate is not None:
-                    value = validate(value)
+                parsed = extract_json(reply.content)
+                value = validate(parsed) if validate is not None else parsed
             except ValueError as exc:
                 problem = self._scrub(str(exc))
                 log.warning("%s: unusable reply (attempt %d): %s", self.model, attempt + 1, problem)
@@ -151,13 +159,13 @@ class CachedJSONClient:
                     {"role": "assistant", "content": reply.content},
                     {
                         "role": "user",
-                        "content": f"That reply could not be used: {problem}\n{schema_instruction(schema_dict)}",
+                        "content": f"That reply could not be used: {problem}\n{self._schema_note(schema_dict)}",
                     },
                 ]
                 continue
-            if self._cache is not None:
+            if self._cache is not None:  # the parsed reply; validators run again on a hit
                 self._cache.put(
-                    key, value, model=self.model,
+                    key, parsed, model=self.model,
                     prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                 )
             return value

@@ -13,13 +13,14 @@ imported (importing it imports the `llm` CLI framework).
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from falconer_core.errors import ConfigError
-from falconer_core.llm.base import CachedJSONClient, Reply, log, with_schema_instruction
+from falconer_core.llm.base import CachedJSONClient, Reply, log, schema_instruction, with_schema_instruction
 from falconer_core.llm.guided import GuidedDecoder, guided_fields
 from falconer_core.llm.jsontext import balanced_prefix
 from falconer_core.llm.settings import LLMSettings, ModelPrice
@@ -124,11 +125,16 @@ class LocalLLM(CachedJSONClient):
     def _params(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "decoding": "greedy-then-seeded-sampling"}
 
-    def _prompt_messages(self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None) -> list[dict[str, str]]:
-        import json
+    @staticmethod
+    def _short(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The schema when it is short enough to help a small model, else None."""
+        return schema if schema is not None and len(json.dumps(schema)) <= _MAX_SCHEMA_CHARS else None
 
-        short = schema is not None and len(json.dumps(schema)) <= _MAX_SCHEMA_CHARS
-        return with_schema_instruction(messages, schema if short else None)
+    def _schema_note(self, schema: Mapping[str, Any] | None) -> str:
+        return schema_instruction(self._short(schema))
+
+    def _prompt_messages(self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None) -> list[dict[str, str]]:
+        return with_schema_instruction(messages, self._short(schema))
 
     def _generate(self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None,
                   schema_name: str, attempt: int) -> Reply:

@@ -41,12 +41,12 @@ class LLMSettings(BaseSettings):
     )
     base_url: str | None = Field(
         None,
-        validation_alias=AliasChoices("OPENAI_BASE_URL", "FALCONER_LLM_BASE_URL", "base_url"),
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "FALCONER_LLM_BASE_URL"),
         description="Endpoint root, e.g. http://localhost:8000/v1; None means api.openai.com.",
     )
     api_key: SecretStr | None = Field(
         None,
-        validation_alias=AliasChoices("OPENAI_API_KEY", "FALCONER_LLM_API_KEY", "api_key"),
+        validation_alias=AliasChoices("OPENAI_API_KEY", "FALCONER_LLM_API_KEY"),
         description="Bearer key; kept secret in reprs, logs, errors and the cache.",
     )
     model: str = Field("gpt-4.1-mini", description="Model name the endpoint serves.")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from falconer_core.errors import ConfigError
-from falconer_core.metamodel.prompt import B, IGNORE, O, Window, word_tags
+from falconer_core.metamodel.prompt import B, I, IGNORE, O, Window, word_tags
 from falconer_core.types import Example, LabelExample, SpanExample
 
 

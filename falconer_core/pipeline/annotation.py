@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.annotators import GoldAnnotator, LLMAnnotator
 from falconer_core.errors import ConfigError
-from falconer_core.execution import LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
+from falconer_core.execution import LabelOutcome, OutputRecord, execute_plan
 from falconer_core.llm import LocalLLM, OpenAIClient
 from falconer_core.pipeline.config import AnnotatorChoice
 from falconer_core.pipeline.hashing import content_hash
+from falconer_core.pipeline.traces import answers, context_name
 from falconer_core.plan import Plan
-from falconer_core.types import Runner, Span
+from falconer_core.types import Runner
 
 
 class AnnotationSet(BaseModel):
@@ -108,35 +109,23 @@ def annotation_set_hash(plan: Plan, ids: Sequence[str], texts: Sequence[str], re
 
 def annotation_rows(annotations: AnnotationSet) -> pd.DataFrame:
     """The set as rows for `Store.record_annotations`: one per label answer, one per span, and a
-    span row with no span where a text was annotated and had none (a negative)."""
+    span row with no span where a text was annotated and had none (a negative). Per-span
+    answers are named `step@start-end` after the span they answer about."""
     rows: list[dict[str, Any]] = []
     for record in annotations.records:
         for step, trace in record.steps.items():
-            rows += _outcome_rows(str(record.id), step, trace.op, trace.result)
-    columns = ["text_id", "step", "kind", "value", "span_text", "start", "end"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _outcome_rows(text_id: str, step: str, op: str, result: Any) -> list[dict[str, Any]]:
-    """Rows of one step on one text; per-span results are named `step@start-end` after the span
-    they answer about (nested chains join with '/')."""
-    if isinstance(result, LabelOutcome):
-        return [{"text_id": text_id, "step": step, "kind": "label", "value": result.value}]
-    if result and isinstance(result[0], PerSpanOutcome):
-        rows: list[dict[str, Any]] = []
-        for item in result:
-            inner = f"{step}@{item.span.start}-{item.span.end}" if "@" not in step else (
-                f"{step}/{item.span.start}-{item.span.end}"
-            )
-            rows += _outcome_rows(text_id, inner, op, item.result)
-        return rows
-    spans: list[Span] = list(result)
-    if not spans:
-        return [{"text_id": text_id, "step": step, "kind": "span"}]
-    return [
-        {"text_id": text_id, "step": step, "kind": "span", "span_text": s.text, "start": s.start, "end": s.end}
-        for s in spans
-    ]
+            for answer in answers(trace):
+                base = {"text_id": str(record.id), "step": context_name(step, answer.parents)}
+                if isinstance(answer.outcome, LabelOutcome):
+                    rows.append({**base, "kind": "label", "value": answer.outcome.value})
+                elif not answer.outcome:
+                    rows.append({**base, "kind": "span"})
+                else:
+                    rows += [
+                        {**base, "kind": "span", "span_text": s.text, "start": s.start, "end": s.end}
+                        for s in answer.outcome
+                    ]
+    return pd.DataFrame(rows, columns=["text_id", "step", "kind", "value", "span_text", "start", "end"])
 
 
 def gold_rows(frame: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:

@@ -26,9 +26,6 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI (default: sqlite database HOME/mlflow.db)."
     )
-    mlflow_registry_uri: str | None = Field(
-        None, description="MLflow model registry URI (default: the tracking URI)."
-    )
     mlflow_artifact_location: str | None = Field(
         None, description="Where MLflow writes run artifacts (default: HOME/mlartifacts)."
     )
@@ -57,7 +54,6 @@ class Settings(BaseSettings):
         absolute = home.expanduser().resolve()
         self.store_path = self.store_path or home / "falconer.duckdb"
         self.mlflow_tracking_uri = self.mlflow_tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}"
-        self.mlflow_registry_uri = self.mlflow_registry_uri or self.mlflow_tracking_uri
         self.mlflow_artifact_location = self.mlflow_artifact_location or (absolute / "mlartifacts").as_uri()
         self.results_dir = self.results_dir or home / "results"
         self.checkpoints_dir = self.checkpoints_dir or home / "checkpoints"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from falconer_core.execution import LabelOutcome, Outcome, PerSpanOutcome, StepTrace
+from falconer_core.execution import LabelOutcome, PerSpanOutcome, StepTrace
 from falconer_core.types import Span
 
 
@@ -24,22 +24,22 @@ class Answer:
 
 
 def answers(trace: StepTrace) -> Iterator[Answer]:
-    """Every answer in a step's trace, depth first in span order."""
-    yield from _walk(trace.result, (), trace.instruction)
+    """Every answer in a step's trace, depth first in span order; a per-span step whose
+    `for_each` step found nothing has no answers."""
+    if trace.for_each is None:
+        yield Answer((), trace.instruction, trace.result)  # type: ignore[arg-type]
+    else:
+        yield from _per_span(trace.result, ())  # type: ignore[arg-type]
 
 
-def _walk(result: Outcome, parents: tuple[Span, ...], instruction: str) -> Iterator[Answer]:
-    if isinstance(result, LabelOutcome):
-        yield Answer(parents, instruction, result)
-        return
-    items = list(result)
-    if items and isinstance(items[0], PerSpanOutcome):
-        for item in items:
-            yield from _walk(item.result, parents + (item.span,), item.instruction or instruction)
-        return
-    if parents and not items and instruction is None:
-        return
-    yield Answer(parents, instruction, items)  # type: ignore[arg-type]
+def _per_span(items: list[PerSpanOutcome], parents: tuple[Span, ...]) -> Iterator[Answer]:
+    # The innermost level carries the templated instruction; outer levels carry None.
+    for item in items:
+        spans = parents + (item.span,)
+        if item.instruction is not None:
+            yield Answer(spans, item.instruction, item.result)  # type: ignore[arg-type]
+        else:
+            yield from _per_span(item.result, spans)  # type: ignore[arg-type]
 
 
 def context_name(step: str, parents: Sequence[Span]) -> str:

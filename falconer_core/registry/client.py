@@ -86,7 +86,7 @@ class Registry:
     @property
     def ui_command(self) -> str:
         """The command that opens the MLflow UI on this registry."""
-        return f"mlflow ui --backend-store-uri {self.tracking_uri} --workers 1"
+        return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri {self.tracking_uri} --workers 1"
 
     @property
     def experiment_id(self) -> str:

@@ -19,13 +19,14 @@ _INDENT = "    "
 
 
 def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
-    """Plain-text tree of a `Registry.lineage` chain: each version over the one it was tuned from."""
+    """Plain-text tree of a `Registry.lineage` chain: each version over the one it was tuned
+    from, with its aliases, creation time, annotations, plan, corpus, key metrics and runs."""
     if not chain:
         return "(no lineage)"
     lines: list[str] = []
     for depth, entry in enumerate(chain):
         pad = _INDENT * (depth - 1) + "└── " if depth else ""
-        body = _INDENT * depth + ("    " if depth else "")
+        body = _INDENT * depth + "  "
         kind = entry.get("kind")
         if kind == "base":
             lines.append(f"{pad}base model {entry['name']}")
@@ -34,7 +35,7 @@ def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
             lines.append(f"{pad}{entry['ref']} (not in the registry: deleted or elsewhere)")
             continue
         aliases = "".join(f" @{a}" for a in entry.get("aliases", ()))
-        created = entry.get("created_at") or "?"
+        created = (entry.get("created_at") or "?").replace("T", " ").replace("+00:00", " UTC")
         lines.append(f"{pad}{entry['ref']}{aliases}  ({created})")
         tags = entry.get("tags", {})
         lines.append(
