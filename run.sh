@@ -25,7 +25,7 @@ setup() {
 
 case "${1:-demo}" in
   setup) setup ;;
-  demo) setup; shift || true; .venv/bin/falconer metamodel-demo "$@" ;;
+  demo) setup; shift || true; .venv/bin/falconer demo "$@" ;;
   test) setup; shift || true; .venv/bin/python -m pytest "$@" ;;
   *) echo "usage: ./run.sh [demo|test|setup] [args...]" >&2; exit 2 ;;
 esac

@@ -1,19 +1,33 @@
 """`falconer` commands. Heavy imports (torch, Prefect, MLflow) happen inside each command so
-that `falconer --help` answers at once."""
+that `falconer --help` answers at once.
+
+Commands live by role: `pipeline` (plan, mine, execute, evaluate, demo), `inspect` (outputs,
+lineage), `server` (serve, deploy); importing them here registers them on `app`.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Instruction-driven knowledge mining.")
+from falconer_cli import pipeline, inspect, server  # noqa: F401, I001  (registers the commands, in this order)
+from falconer_cli.app import app, guarded
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+@app.callback()
+def main_options(
+    home: Annotated[Optional[Path], typer.Option("--home", envvar="FALCONER_HOME", help="Folder for Falconer's state: DuckDB store, MLflow registry, checkpoints, caches (default: ./.falconer).")] = None,
+) -> None:
+    """Instruction-driven knowledge mining: an LLM plans and annotates a sample, a small metamodel learns it and mines the whole corpus."""
+    if home is not None:
+        os.environ["FALCONER_HOME"] = str(home)
 
 
 @app.command("metamodel-demo")
+@guarded
 def metamodel_demo(
     dataset: str = typer.Option("btc-per", help="bc2gm, btc-per, btc-loc or btc-org (from ../shared/data)"),
     train_size: int = typer.Option(256, help="gold sentences to fine-tune on"),
@@ -21,6 +35,7 @@ def metamodel_demo(
     seed: int = typer.Option(0),
 ) -> None:
     """Fine-tune the packaged metamodel on a gold sample, extract from held-out text, print F1."""
+    import random
     import time
 
     from falconer_core.evaluation import word_f1
@@ -31,8 +46,6 @@ def metamodel_demo(
 
     train = load_split(dataset, "train")
     test = load_split(dataset, "test")
-    import random
-
     train = random.Random(seed).sample(train, min(train_size, len(train)))
     test = random.Random(seed + 1).sample(test, min(test_size, len(test)))
     instruction = test[0].instruction
@@ -45,10 +58,15 @@ def metamodel_demo(
     predicted = model.get_span(texts, instruction)
     scores = word_f1(predicted, [list(e.spans) for e in test], texts)
     for text, spans in list(zip(texts, predicted))[:5]:
-        console.print(f"  {text[:90]!r} → {[s.text for s in spans]}")
+        console.print(f"  {text[:90]!r} → {[s.text for s in spans]}", markup=False)
     console.print(f"[bold green]word-level F1 on {len(test)} held-out sentences: {scores['f1']:.3f}[/] "
                   f"(P {scores['precision']:.3f}, R {scores['recall']:.3f})")
 
 
 def main() -> None:
+    """Entry point for `python -m falconer_cli.main`."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Prefect tasks: one verb each, wrapping one `falconer_core` call, with retries where a fault
+can pass (LLM calls, I/O) and cache policies keyed on the inputs that determine the result.
+
+Cached results live under the Falconer home (see `tasks.policies`), so re-running a flow after
+a failure, or with one input changed, redoes only what failed or changed.
+"""
+
+from tasks.annotation import annotate
+from tasks.corpus import load_corpus
+from tasks.evaluation import evaluate
+from tasks.execution import execute_shard
+from tasks.planning import load_plan, make_plan
+from tasks.registry import fetch_model, fetch_plan, register
+from tasks.sampling import sample
+from tasks.storage import finish_run, start_run, store, store_annotations, store_corpus
+from tasks.training import fine_tune
+
+__all__ = [
+    "annotate",
+    "evaluate",
+    "execute_shard",
+    "fetch_model",
+    "fetch_plan",
+    "finish_run",
+    "fine_tune",
+    "load_corpus",
+    "load_plan",
+    "make_plan",
+    "register",
+    "sample",
+    "start_run",
+    "store",
+    "store_annotations",
+    "store_corpus",
+]

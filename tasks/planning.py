@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.llm import make_llm_client
@@ -36,7 +36,7 @@ def make_plan(instruction: str, planner: LLMChoice) -> Plan:
     return plan
 
 
-@task(name="load-plan", retries=2, retry_delay_seconds=RETRY_DELAYS[:2], retry_condition_fn=retry_transient)
+@task(name="load-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=RETRY_DELAYS[:2], retry_condition_fn=retry_transient)
 def load_plan(path: str) -> Plan:
     """Read and validate a plan file (YAML or JSON)."""
     plan = Plan.load(path)

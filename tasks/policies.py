@@ -10,26 +10,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect.filesystems import LocalFileSystem
-
 from falconer_core.errors import LLMError
 from falconer_core.pipeline.settings import Settings
 from falconer_core.store import StoreError
 
 
-class FalconerResults(LocalFileSystem):
-    """Prefect result storage in the Falconer home (`FALCONER_HOME/results` by default)."""
+class ResultsDir(type(Path())):  # the concrete PosixPath/WindowsPath class
+    """A path that means `Settings().results_dir` at the moment it is used.
 
-    _block_type_name = "Falconer Result Storage"
+    Prefect takes task result storage as a `Path` (or a block saved on the server) and turns
+    it into a local file system when a task runs; reading the setting then, not at import,
+    lets `FALCONER_HOME` change after `tasks` was imported (CLI options, tests).
+    """
 
-    def _resolve_path(self, path: str) -> Path:
-        if self.basepath:
-            return super()._resolve_path(path)
-        return LocalFileSystem(basepath=str(Settings().results_dir))._resolve_path(path)
+    def __str__(self) -> str:
+        return str(Settings().results_dir.expanduser().resolve())
+
+    __fspath__ = __str__
+
+    def __repr__(self) -> str:
+        return f"ResultsDir({str(self)!r})"
 
 
 #: The result storage of every cached task.
-RESULTS = FalconerResults()
+RESULTS = ResultsDir("falconer-results")
 
 #: Waits between retries of an I/O or LLM task, in seconds.
 RETRY_DELAYS = [2, 10, 30]
@@ -50,11 +54,8 @@ def is_transient(exc: BaseException) -> bool:
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect `retry_condition_fn`: retry only transient failures; a wrong plan, a missing
     column or a bug fails at once."""
-    try:
-        state.result()
-    except Exception as exc:  # the task's exception, re-raised by the state
-        return is_transient(exc)
-    return False
+    exc = state.result(raise_on_failure=False)  # the task's exception, not raised here
+    return isinstance(exc, BaseException) and is_transient(exc)
 
 
-__all__ = ["RESULTS", "RETRY_DELAYS", "FalconerResults", "is_transient", "retry_transient"]
+__all__ = ["RESULTS", "RETRY_DELAYS", "ResultsDir", "is_transient", "retry_transient"]

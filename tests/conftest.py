@@ -55,3 +55,13 @@ def make_tiny_encoder(folder: Path, id2label: dict[int, str] | None = None) -> P
 @pytest.fixture(scope="session")
 def tiny_encoder_path(tmp_path_factory) -> Path:
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (API + sqlite) for every Prefect test of the session; each
+    server process costs ~15 s to start, so only tests that ask for this fixture pay it, once."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -297,3 +297,17 @@ def test_cache_files_hold_only_the_answer(server, tmp_path):
     make_client(server, cache_dir=tmp_path).complete_json(MESSAGES, SCHEMA)
     (entry,) = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
     assert set(entry) == {"model", "value", "prompt_tokens", "completion_tokens"}
+
+
+def test_cached_answer_is_validated_again(server, tmp_path):
+    server.push(answer({"maybe": 1}), answer({"yes": True}))
+    make_client(server, cache_dir=tmp_path).complete_json(MESSAGES, SCHEMA)
+
+    def validate(value):
+        if "yes" not in value:
+            raise ValueError("missing 'yes'")
+        return value
+
+    strict = make_client(server, cache_dir=tmp_path)
+    assert strict.complete_json(MESSAGES, SCHEMA, validate=validate) == {"yes": True}
+    assert server.calls == 2 and strict.usage.cache_hits == 0

@@ -12,7 +12,7 @@ from falconer_core.annotators import LLMAnnotator
 from falconer_core.errors import LLMError, PlanError
 from falconer_core.llm import LLMSettings, LocalLLM
 from falconer_core.llm.guided import guided_fields
-from falconer_core.llm.local import DEFAULT_GGUF, _MODELS, smollm2_folder
+from falconer_core.llm.local import DEFAULT_GGUF, _MODELS, _opening, smollm2_folder
 from falconer_core.plan import PLAN_JSON_SCHEMA, Plan
 from falconer_core.planner import plan_instruction
 
@@ -42,6 +42,20 @@ def test_guided_decoding_covers_annotator_schemas_not_plans():
     assert guided_fields(PLAN_JSON_SCHEMA) is None
 
 
+def test_free_generation_starts_inside_the_json():
+    assert _opening(PLAN_JSON_SCHEMA) == '{"steps":'
+    assert _opening({"type": "array"}) == "[" and _opening(None) == "{"
+
+
+def test_public_api_of_the_llm_side():
+    import falconer_core.annotators as annotators
+    import falconer_core.llm as llm
+
+    assert {"LLMSettings", "OpenAIClient", "LocalLLM", "JSONClient", "JSONRequest", "Usage",
+            "make_llm_client"} <= set(llm.__all__)
+    assert {"LLMAnnotator", "GoldAnnotator", "ground_spans"} <= set(annotators.__all__)
+
+
 @pytest.mark.slow
 def test_local_llm_plans_and_annotates(tmp_path):
     """Real SmolLM2 on CPU. It is weak, so the test checks the contract, not the quality: the
@@ -51,7 +65,7 @@ def test_local_llm_plans_and_annotates(tmp_path):
     client = LocalLLM(settings, max_new_tokens=160)
     try:
         plan = plan_instruction("Find spam text messages and extract the phone numbers in them.",
-                                client, max_repairs=1)
+                                client, max_repairs=0)
         assert isinstance(plan, Plan)
     except (PlanError, LLMError) as failure:  # documented weakness of a 135M model
         assert str(failure)

@@ -63,9 +63,14 @@ def load_local_model(folder: Path, gguf_file: str, device: str = "cpu") -> tuple
 
 
 def _opening(schema: Mapping[str, Any] | None) -> str:
-    """The first character of the answer, written for the model so it starts in JSON."""
-    kind = (schema or {}).get("type")
-    return "[" if kind == "array" else "{"
+    """The start of the answer, written for the model so that it starts in JSON: the bracket,
+    and for an object the first required key (a plan's `{"steps":`), which a small model
+    otherwise replaces with whatever braces it saw last, such as a `{speaker}` placeholder."""
+    schema = schema or {}
+    if schema.get("type") == "array":
+        return "["
+    required = schema.get("required") or []
+    return f"{{{json.dumps(required[0])}:" if required and isinstance(required[0], str) else "{"
 
 
 class _JSONComplete:
@@ -123,7 +128,7 @@ class LocalLLM(CachedJSONClient):
         return f"LocalLLM(model={self.model!r}, device={self.device!r}, cache={self._cache!r})"
 
     def _params(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "decoding": "greedy-then-seeded-sampling"}
+        return {"max_new_tokens": self.max_new_tokens, "decoding": "guided-v1, else key-prefilled greedy then seeded sampling"}
 
     @staticmethod
     def _short(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -34,11 +34,15 @@ def merge_word_probs(text: EncodedText, windows: list[Window], probs: list[np.nd
     return out
 
 
-def spans_from_word_probs(source: str, text: EncodedText, word_probs: np.ndarray) -> list[Span]:
-    """A span opens at B (or at an I that follows O) and runs over the following I's."""
+def spans_from_word_probs(
+    source: str, text: EncodedText, word_probs: np.ndarray, threshold: float = 0.5
+) -> list[Span]:
+    """A word is inside a span when P(B) + P(I) >= threshold (B or I by the larger); a span
+    opens at B (or at an I that follows O) and runs over the following I's."""
     if len(word_probs) == 0:
         return []
-    tags = word_probs.argmax(axis=1)
+    tags = np.where(word_probs[:, B] >= word_probs[:, I], B, I)
+    tags = np.where(word_probs[:, B] + word_probs[:, I] >= threshold, tags, O)
     spans: list[Span] = []
     current: list[int] = []
 

@@ -19,7 +19,7 @@ from falconer_core.metamodel.decoding import (
     merge_word_probs,
     spans_from_word_probs,
 )
-from falconer_core.metamodel.prompt import B, LABELS, PromptEncoder, PromptFormat, Window
+from falconer_core.metamodel.prompt import B, LABELS, EncodedText, PromptEncoder, PromptFormat, Window
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
@@ -54,6 +54,11 @@ class Metamodel:
         self.format = PromptFormat(**config["prompt"])
         self.encoder = PromptEncoder(tokenizer, config["max_length"], self.format, config["overlap"])
         self.batch_size = 64
+
+    @property
+    def span_threshold(self) -> float:
+        """P(inside a span) above which a word is tagged; fine-tuning calibrates it on dev."""
+        return self.config.get("span_threshold", 0.5)
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -150,14 +155,25 @@ class Metamodel:
         progress: bool | None = None,
     ) -> list[list[Span]]:
         """The spans of each text that answer the instruction, with character offsets."""
-        texts, instructions = _check_texts(texts), per_text_instructions(texts, instruction)
+        texts = _check_texts(texts)
         results: list[list[Span]] = [[] for _ in texts]
-        encoded = {}
+        for item, (encoded, word_probs) in self.span_word_probs(texts, instruction, batch_size=batch_size, progress=progress).items():
+            results[item] = spans_from_word_probs(texts[item], encoded, word_probs, self.span_threshold)
+        return results
+
+    def span_word_probs(
+        self, texts: Sequence[str], instruction: Instructions, *, batch_size: int | None = None,
+        progress: bool | None = None,
+    ) -> dict[int, tuple[EncodedText, np.ndarray]]:
+        """O/B/I probabilities per word of each non-empty text, windows merged: what
+        `get_span` decodes, exposed so a threshold can be tuned without a second forward pass."""
+        texts, instructions = _check_texts(texts), per_text_instructions(texts, instruction)
+        encoded: dict[int, EncodedText] = {}
+        out = {}
         for item, windows, probs in self._run("span", texts, instructions, batch_size, progress, encoded):
             text_probs = [p[w.text_offset : w.text_offset + w.token_end - w.token_start] for w, p in zip(windows, probs)]
-            word_probs = merge_word_probs(encoded[item], windows, text_probs)
-            results[item] = spans_from_word_probs(texts[item], encoded[item], word_probs)
-        return results
+            out[item] = (encoded[item], merge_word_probs(encoded[item], windows, text_probs))
+        return out
 
     def _run(self, kind, texts, instructions, batch_size, progress, encoded_out=None):
         """Encode, window, bucket by length, forward; yield (item, windows, probs) per text."""

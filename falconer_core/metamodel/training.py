@@ -35,6 +35,9 @@ class TrainingSettings(BaseModel):
     subtoken_labels: bool = Field(
         True, description="Also supervise a word's later sub-tokens (I inside a span, else O), not just its first."
     )
+    calibrate_threshold: bool = Field(
+        True, description="Pick the span threshold that maximises word-level F1 on the dev split (needs one)."
+    )
     progress: bool = Field(True, description="Show a progress bar.")
 
 
@@ -50,6 +53,7 @@ class TrainingReport:
     dev_scores: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    span_threshold: float | None = None
 
 
 def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingReport:
@@ -125,6 +129,12 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     else:
         report.best_epoch = report.epochs_run
     model.eval()
+
+    # 5. calibrate the span threshold on dev: small samples make the tagger shy of recall
+    if settings.calibrate_threshold:
+        report.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
+        if report.span_threshold is not None:
+            metamodel.config["span_threshold"] = report.span_threshold
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 
@@ -190,3 +200,30 @@ def dev_score(metamodel, dev: list[Example]) -> float:
         negative = label_metrics([not p for p in predicted], [not g for g in gold])["f1"]
         scores.append((positive + negative) / 2)
     return sum(scores) / len(scores)
+
+
+#: Thresholds on P(B) + P(I) tried by `calibrate_span_threshold`.
+THRESHOLD_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+
+
+def calibrate_span_threshold(metamodel, dev: list[SpanExample], min_examples: int = 20) -> float | None:
+    """The grid threshold with the best dev word-level F1 (ties go to 0.5, then to the
+    higher one); None, leaving the threshold as it was, when dev is too small to trust."""
+    from falconer_core.evaluation import word_f1
+    from falconer_core.metamodel.decoding import spans_from_word_probs
+
+    if len(dev) < min_examples:
+        return None
+    texts = [e.text for e in dev]
+    probs = metamodel.span_word_probs(texts, [e.instruction for e in dev], progress=False)
+    gold = [list(e.spans) for e in dev]
+
+    def score(threshold: float) -> float:
+        predicted = [spans_from_word_probs(texts[i], *probs[i], threshold) if i in probs else [] for i in range(len(texts))]
+        return word_f1(predicted, gold, texts)["f1"]
+
+    scored = {t: score(t) for t in THRESHOLD_GRID}
+    best = max(scored.values())
+    if scored[0.5] >= best - 1e-9:
+        return 0.5
+    return max(t for t, s in scored.items() if s >= best - 1e-9)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,7 @@ from falconer_core.types import Runner
 class AnnotationSet(BaseModel):
     """The annotator's answers on the sample, for every step of the plan."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     plan: Plan = Field(description="The plan that was annotated.")
     annotator: str = Field(description="Who answered: 'human' or the LLM's identity.")
@@ -52,7 +53,7 @@ class AnnotationSet(BaseModel):
 
 
 def build_annotator(
-    choice: AnnotatorChoice, plan: Plan, rows: pd.DataFrame, *, cache_dir=None
+    choice: AnnotatorChoice, plan: Plan, rows: pd.DataFrame, *, cache_dir: Path | None = None
 ) -> tuple[Runner, Any]:
     """The annotator the choice names, and its LLM client (None for gold labels).
 

@@ -10,9 +10,15 @@ annotator row says so instead of pretending the LLM is free.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from pydantic import BaseModel, Field
 
-from falconer_core.pipeline.annotation import AnnotationSet
+from falconer_core.pipeline.config import HUMAN
+
+if TYPE_CHECKING:
+    from falconer_core.pipeline.results import ExecutionResult, IncubationResult
 
 
 class CostRow(BaseModel):
@@ -29,21 +35,29 @@ class CostRow(BaseModel):
 
 def compare_costs(
     corpus_size: int,
-    annotations: AnnotationSet,
+    *,
+    annotator: str,
+    n_annotated: int,
+    annotation_seconds: float,
+    usage: Mapping[str, Any],
     fine_tune_seconds: float,
     proxy_seconds: float,
     proxy_texts: int,
 ) -> list[CostRow]:
     """Rows: annotator on the sample, annotator on the corpus, fine-tune, proxy on the corpus,
-    and Falconer's total (sample + fine-tune + proxy)."""
-    n_sample = max(annotations.size, 1)
-    human = annotations.annotator == "human"
-    usage = annotations.usage
+    and Falconer's total (sample + fine-tune + proxy). `usage` is the LLM client's
+    `Usage.as_dict()` during annotation (empty for human labels)."""
+    n_sample = max(n_annotated, 1)
+    human = annotator == HUMAN
     cached = bool(usage.get("cache_hits")) and not usage.get("calls")
     tokens = None if human else int(usage.get("total_tokens", 0))
     cost = None if human or usage.get("unpriced_models") else float(usage.get("cost_usd", 0.0))
-    llm_seconds = None if human or cached else annotations.seconds
-    note = " (answers came from the response cache: times and tokens are not the LLM's)" if cached else ""
+    llm_seconds = None if human or cached else annotation_seconds
+    note = ""
+    if cached:
+        note = " (every answer came from the response cache: no LLM time or tokens to show)"
+    elif usage.get("cache_hits"):
+        note = " (some answers came from the response cache: time and tokens understate the LLM's)"
 
     def per_text(value: float | None, n: int) -> float | None:
         return None if value is None else value / max(n, 1)
@@ -55,18 +69,18 @@ def compare_costs(
     proxy_per_text = per_text(proxy_seconds, proxy_texts)
     proxy_corpus = round(proxy_per_text * corpus_size, 4) if proxy_per_text is not None else None
     sample_row = CostRow(
-        route=f"annotator ({annotations.annotator}) on the sample", texts=annotations.size, seconds=llm_seconds,
+        route=f"annotator ({annotator}) on the sample", texts=n_annotated, seconds=llm_seconds,
         seconds_per_text=per_text(llm_seconds, n_sample), tokens=tokens, cost_usd=cost, basis="measured" + note,
     )
     rows = [
         sample_row,
         CostRow(
-            route=f"annotator ({annotations.annotator}) on the whole corpus", texts=corpus_size,
+            route=f"annotator ({annotator}) on the whole corpus", texts=corpus_size,
             seconds=scale(llm_seconds, factor), seconds_per_text=sample_row.seconds_per_text,
             tokens=None if tokens is None else round(tokens * factor), cost_usd=scale(cost, factor),
-            basis=f"extrapolated from {annotations.size} annotated texts",
+            basis=f"extrapolated from {n_annotated} annotated texts",
         ),
-        CostRow(route="fine-tune the metamodel", texts=annotations.size, seconds=round(fine_tune_seconds, 4),
+        CostRow(route="fine-tune the metamodel", texts=n_annotated, seconds=round(fine_tune_seconds, 4),
                 seconds_per_text=None, tokens=0, cost_usd=0.0, basis="measured"),
         CostRow(
             route="metamodel on the whole corpus", texts=corpus_size, seconds=proxy_corpus,
@@ -86,4 +100,18 @@ def compare_costs(
     return rows
 
 
-__all__ = ["CostRow", "compare_costs"]
+def mining_costs(incubation: IncubationResult, execution: ExecutionResult) -> list[CostRow]:
+    """The comparison for a `mine` run: proxy time from the shards this run executed, or from
+    the held-out evaluation when every shard was already done."""
+    evaluation = incubation.evaluation
+    proxy_seconds, proxy_texts = (
+        (execution.seconds, execution.texts_run) if execution.texts_run else (evaluation.seconds, evaluation.n_texts)
+    )
+    return compare_costs(
+        execution.n_texts, annotator=incubation.annotator, n_annotated=incubation.n_annotations,
+        annotation_seconds=incubation.annotation_seconds, usage=incubation.annotation_usage,
+        fine_tune_seconds=incubation.fine_tune_seconds, proxy_seconds=proxy_seconds, proxy_texts=proxy_texts,
+    )
+
+
+__all__ = ["CostRow", "compare_costs", "mining_costs"]

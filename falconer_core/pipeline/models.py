@@ -41,6 +41,21 @@ class ModelSource(BaseModel):
         return cls(path=name, base_model=name, checkpoint=False)
 
 
+def has_trained_head(source: ModelSource) -> bool:
+    """Whether the model can score texts before any fine-tune: a Falconer checkpoint, or a base
+    encoder that ships a B/I/O tagging head (Cuckoo). A plain encoder gets a random head, whose
+    zero-shot scores are noise not worth a pass over the corpus."""
+    if source.checkpoint:
+        return True
+    from transformers import AutoConfig
+
+    from falconer_core.metamodel.model import default_base_path
+
+    config = AutoConfig.from_pretrained(default_base_path() if source.path == DEFAULT_BASE else source.path)
+    names = sorted(str(config.id2label.get(i, "")).upper() for i in range(config.num_labels))
+    return names == ["B", "I", "O"]
+
+
 def open_metamodel(source: ModelSource, *, fresh: bool = False):
     """The metamodel of `source`: a shared instance for inference, a new one with `fresh=True`."""
     from falconer_core.metamodel import Metamodel
@@ -63,4 +78,4 @@ def open_metamodel(source: ModelSource, *, fresh: bool = False):
         return _OPEN[key]
 
 
-__all__ = ["DEFAULT_BASE", "ModelSource", "open_metamodel"]
+__all__ = ["DEFAULT_BASE", "ModelSource", "has_trained_head", "open_metamodel"]

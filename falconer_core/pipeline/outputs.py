@@ -45,6 +45,7 @@ def output_rows(records: Sequence[OutputRecord], plan: Plan, model_version: str)
         for output in outputs:
             rows += _field_rows(text_id, output.name, output.step, record)
     frame = pd.DataFrame(rows, columns=list(OUTPUT_ROW_COLUMNS))
+    frame[["span_start", "span_end"]] = frame[["span_start", "span_end"]].astype("Int64")
     frame["model_version"] = model_version
     frame["plan_hash"] = plan.hash
     return frame

@@ -15,6 +15,7 @@ from falconer_core.pipeline.finetune import Checkpoint
 from falconer_core.pipeline.models import ModelSource
 from falconer_core.pipeline.scores import Evaluation
 from falconer_core.pipeline.settings import Settings
+from falconer_core.plan import Plan
 
 #: Default promotion rule: the proxy must reach this mean F1 against its annotator.
 DEFAULT_GATE: dict[str, float] = {"mean_f1": 0.5}
@@ -78,4 +79,13 @@ def fetch_model(settings: Settings, ref: str) -> ModelSource:
     return ModelSource(path=str(path), base_model=base, checkpoint=True, version=str(version))
 
 
-__all__ = ["DEFAULT_GATE", "Registration", "fetch_model", "open_registry", "register_checkpoint"]
+def fetch_plan(settings: Settings, ref: str) -> Plan:
+    """The plan a registered version was fine-tuned for (its MLflow run's `plan.yaml`)."""
+    registry = open_registry(settings)
+    version = registry.resolve(ref)
+    with tempfile.TemporaryDirectory(prefix="falconer-plan-") as tmp:
+        path = registry.client.download_artifacts(version.run_id, "plan.yaml", dst_path=tmp)
+        return Plan.load(path)
+
+
+__all__ = ["DEFAULT_GATE", "Registration", "fetch_model", "fetch_plan", "open_registry", "register_checkpoint"]

@@ -26,6 +26,7 @@ class IncubationResult(BaseModel):
     n_annotations: int
     evaluation: Evaluation
     annotation_seconds: float
+    annotation_usage: dict = Field(default_factory=dict, description="LLM calls, tokens and cost of annotating.")
     fine_tune_seconds: float
 
 

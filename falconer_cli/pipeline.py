@@ -1,0 +1,293 @@
+"""The pipeline commands: `plan`, `mine`, `execute`, `evaluate` and `demo`.
+
+Each reads and checks its inputs (corpus, plan file) before any flow starts, so a wrong path
+or column fails in a second with one clear line instead of after a Prefect server has started.
+The flows then run in this process (on the temporary Prefect server unless `PREFECT_API_URL`
+names another), and the command prints what they produced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import typer
+
+from falconer_cli.app import app, guarded
+from falconer_cli.render import console, print_note, print_plan
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "falconer_core" / "data"
+DEMO_CORPUS = DATA_DIR / "demo_tweets.csv"
+DEMO_PLAN = DATA_DIR / "demo_plan.yaml"
+DEMO_INSTRUCTION = "Find tweets that mention a place and extract the people they mention"
+
+LLMName = Literal["openai", "local"]
+AnnotatorName = Literal["gold", "openai", "local"]
+
+# Options shared by several commands, declared once so their help reads the same everywhere.
+CorpusOpt = Annotated[Path, typer.Option("--corpus", help="CSV, TSV, JSONL or Parquet file, or a folder of .txt files.")]
+TextColumnOpt = Annotated[str, typer.Option("--text-column", help="Column holding the texts.")]
+IdColumnOpt = Annotated[Optional[str], typer.Option("--id-column", help="Column of unique ids (default: row numbers; file stems for a folder).")]
+LLMOpt = Annotated[Optional[LLMName], typer.Option("--llm", help="LLM that plans: 'openai' (any OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY) or 'local' (embedded SmolLM2, offline, weak). Default: openai when OPENAI_BASE_URL/OPENAI_API_KEY is set, else local.")]
+LLMModelOpt = Annotated[Optional[str], typer.Option("--llm-model", help="Model name for the endpoint (default: FALCONER_LLM_MODEL or gpt-4.1-mini).")]
+AnnotatorOpt = Annotated[Optional[AnnotatorName], typer.Option("--annotator", help="Who labels the sample: 'gold' (human labels: one corpus column per plan step), 'openai' or 'local'. Default: as --llm.")]
+SampleFractionOpt = Annotated[Optional[float], typer.Option("--sample-fraction", help="Share of the corpus to annotate (default 0.05, with a floor of 100 texts and a cap of 2000).")]
+PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
+
+
+def _endpoint_configured() -> bool:
+    return bool(os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_KEY", "").strip())
+
+
+def _default_llm(llm: str | None) -> str:
+    return llm or ("openai" if _endpoint_configured() else "local")
+
+
+def _check_corpus(path: Path, text_column: str, id_column: str | None):
+    """Load the corpus once up front: every corpus error surfaces here, before Prefect starts."""
+    from falconer_core.corpus import load_corpus
+    from falconer_core.pipeline.config import CorpusSource
+
+    frame = load_corpus(path, text_column=text_column, id_column=id_column)
+    source = CorpusSource(path=str(path.resolve()), text_column=text_column, id_column=id_column, name=path.stem)
+    return frame, source
+
+
+def _check_plan(path: Path | None):
+    from falconer_core.plan import Plan
+
+    return None if path is None else Plan.load(path)
+
+
+def _run_flow(flow, **parameters: Any):
+    """Run a flow here and return (its result, its flow run id); a failed run raises the
+    exception that failed it, so a FalconerError inside a task still ends in one clean line."""
+    from falconer_cli.logs import quiet_user_error_tracebacks
+
+    quiet_user_error_tracebacks()
+    state = flow(**parameters, return_state=True)
+    flow_run_id = str(state.state_details.flow_run_id)
+    return state.result(), flow_run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# mine and demo
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+@guarded
+def demo(
+    llm: Annotated[Optional[LLMName], typer.Option("--llm", help="Plan and annotate with an LLM instead of the shipped plan and human labels: 'openai' (OPENAI_BASE_URL/OPENAI_API_KEY; the default when they are set) or 'local' (embedded SmolLM2: offline, slow, weak).")] = None,
+    llm_model: LLMModelOpt = None,
+    sample_fraction: Annotated[float, typer.Option("--sample-fraction", help="Share of the 1,200 tweets to annotate.")] = 0.2,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (default: up to 20, early stopping on a dev split).")] = None,
+    records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
+) -> None:
+    """Mine the shipped demo corpus end to end and show what came out.
+
+    1,200 tweets from the Broad Twitter Corpus (CC BY 4.0), instruction "Find tweets that
+    mention a place and extract the people they mention"; by default with the shipped plan and
+    the corpus's human labels.
+    """
+    llm = llm or ("openai" if _endpoint_configured() else None)
+    if llm is None:
+        print_note("demo: the shipped plan, human labels from the corpus (set OPENAI_BASE_URL/OPENAI_API_KEY "
+                   "or pass --llm local to plan and annotate with an LLM)")
+    else:
+        print_note(f"demo: planning and annotating with the {llm} LLM")
+    run_mine(
+        instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS, text_column="text", id_column="id",
+        plan_file=DEMO_PLAN if llm is None else None, annotator=llm or "gold", llm=llm or "local",
+        llm_model=llm_model, sample_fraction=sample_fraction, base_model=None, parent=None, model_name=None,
+        epochs=epochs, shard_size=None, records=records,
+    )
+
+
+@app.command("mine")
+@guarded
+def mine(
+    instruction: Annotated[Optional[str], typer.Argument(help="What to mine, in plain words (optional with --plan).")] = None,
+    corpus: CorpusOpt = ...,  # type: ignore[assignment]
+    text_column: TextColumnOpt = "text",
+    id_column: IdColumnOpt = None,
+    plan_file: PlanFileOpt = None,
+    annotator: AnnotatorOpt = None,
+    llm: LLMOpt = None,
+    llm_model: LLMModelOpt = None,
+    sample_fraction: SampleFractionOpt = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Encoder to fine-tune from: a path or hub id (default: packaged all-MiniLM-L6-v2).")] = None,
+    parent: Annotated[Optional[str], typer.Option("--parent", help="Registered version to continue from (NAME, NAME@alias, NAME/N) instead of the base model.")] = None,
+    model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
+    shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
+    records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
+) -> None:
+    """Mine a corpus end to end: plan, sample, annotate, fine-tune, evaluate, register, execute."""
+    if not instruction and plan_file is None:
+        from falconer_core.errors import ConfigError
+
+        raise ConfigError("give an INSTRUCTION to plan, or a plan file with --plan")
+    llm = _default_llm(llm)
+    run_mine(
+        instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
+        plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
+        sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
+        epochs=epochs, shard_size=shard_size, records=records,
+    )
+
+
+def run_mine(
+    *,
+    instruction: str | None,
+    corpus: Path,
+    text_column: str,
+    id_column: str | None,
+    plan_file: Path | None,
+    annotator: str,
+    llm: str,
+    llm_model: str | None,
+    sample_fraction: float | None,
+    base_model: str | None,
+    parent: str | None,
+    model_name: str | None,
+    epochs: int | None,
+    shard_size: int | None,
+    records: int,
+) -> None:
+    """Check the inputs, run the `mine` flow, print records, scores and where to look."""
+    frame, source = _check_corpus(corpus, text_column, id_column)
+    chosen = _check_plan(plan_file)
+    if model_name:
+        os.environ["FALCONER_MODEL_NAME"] = model_name
+
+    from falconer_core.metamodel import TrainingSettings
+    from falconer_core.pipeline.config import AnnotatorChoice, ExecutionSettings, LLMChoice
+    from falconer_core.sampling import SamplingSettings
+
+    parameters: dict[str, Any] = {
+        "corpus": source,
+        "instruction": instruction,
+        "plan": chosen,
+        "annotator": AnnotatorChoice(name=annotator, model=llm_model if annotator != "gold" else None),
+        "planner": LLMChoice(backend=llm, model=llm_model),
+        "base_model": base_model,
+        "parent": parent,
+        "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
+        "training": TrainingSettings(progress=False, **({"epochs": epochs} if epochs else {})),
+        "execution": ExecutionSettings(**({"shard_size": shard_size} if shard_size else {})),
+    }
+    if chosen is not None:
+        print_plan(chosen.render(), title=f"plan from {plan_file}")
+    print_note(f"mining {len(frame)} texts from {corpus} (annotator: {parameters['annotator'].identity()})")
+
+    from flows import mine as mine_flow
+
+    result, flow_run_id = _run_flow(mine_flow, **parameters)
+    from falconer_cli.report import print_mine_report
+
+    print_mine_report(result, flow_run_id, records=records)
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("plan")
+@guarded
+def plan(
+    instruction: Annotated[str, typer.Argument(help="What to mine, in plain words.")],
+    output_spec: Annotated[Optional[str], typer.Option("--output-spec", help="Fields the output record must have, comma-separated (e.g. lecturer,profession).")] = None,
+    llm: LLMOpt = None,
+    llm_model: LLMModelOpt = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the plan to this YAML (or .json) file.")] = None,
+) -> None:
+    """Have an LLM plan an instruction as label/span steps, a filter and output fields."""
+    from falconer_core.llm import make_llm_client
+    from falconer_core.pipeline.config import LLMChoice
+    from falconer_core.pipeline.settings import Settings
+    from falconer_core.planner import plan_instruction
+
+    choice = LLMChoice(backend=_default_llm(llm), model=llm_model)
+    print_note(f"planning with {choice.identity()}")
+    client = make_llm_client(choice.llm_settings(Settings().llm_cache_dir))
+    fields = [f.strip() for f in output_spec.split(",") if f.strip()] if output_spec else None
+    result = plan_instruction(instruction, client, output_spec=fields)
+    print_plan(result.render())
+    if output is not None:
+        result.save(output)
+        console.print(f"saved to {output}; run it with: falconer mine --plan {output} --corpus ...")
+    else:
+        console.print(result.to_yaml(), markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# execute and evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+@app.command("execute")
+@guarded
+def execute(
+    model: Annotated[str, typer.Argument(help="Registered model: NAME (its champion), NAME@alias or NAME/version.")],
+    corpus: CorpusOpt = ...,  # type: ignore[assignment]
+    text_column: TextColumnOpt = "text",
+    id_column: IdColumnOpt = None,
+    plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Plan file to run (default: the plan the model was trained for).")] = None,
+    shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per shard (the unit of resumption).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Output run id (default: derived from model, plan and corpus, so a re-run resumes).")] = None,
+    records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
+) -> None:
+    """Run a registered metamodel over a whole corpus; outputs go to the DuckDB store."""
+    frame, source = _check_corpus(corpus, text_column, id_column)
+    chosen = _check_plan(plan_file)
+
+    from falconer_core.pipeline.config import ExecutionSettings
+
+    settings = {"shard_size": shard_size, "batch_size": batch_size, "run_id": run_id}
+    execution = ExecutionSettings(**{k: v for k, v in settings.items() if v is not None})
+    print_note(f"executing {model} over {len(frame)} texts from {corpus}")
+
+    from flows import execute as execute_flow
+
+    result, flow_run_id = _run_flow(execute_flow, model=model, corpus=source, plan=chosen, execution=execution)
+    from falconer_cli.report import print_execution_report
+
+    print_execution_report(result, flow_run_id, records=records)
+
+
+@app.command("evaluate")
+@guarded
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Registered model: NAME (its champion), NAME@alias or NAME/version.")],
+    corpus: CorpusOpt = ...,  # type: ignore[assignment]
+    text_column: TextColumnOpt = "text",
+    id_column: IdColumnOpt = None,
+    plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Plan file (default: the plan the model was trained for).")] = None,
+    annotator: AnnotatorOpt = None,
+    llm_model: LLMModelOpt = None,
+    sample_fraction: SampleFractionOpt = None,
+) -> None:
+    """Score a registered metamodel against an annotator on a sample of a corpus, step by step."""
+    frame, source = _check_corpus(corpus, text_column, id_column)
+    chosen = _check_plan(plan_file)
+
+    from falconer_core.pipeline.config import AnnotatorChoice
+    from falconer_core.sampling import SamplingSettings
+
+    name = annotator or _default_llm(None)
+    choice = AnnotatorChoice(name=name, model=llm_model if name != "gold" else None)
+    sampling = SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {}))
+    print_note(f"evaluating {model} against {choice.identity()} on a sample of {len(frame)} texts")
+
+    from flows import evaluate as evaluate_flow
+
+    result, flow_run_id = _run_flow(
+        evaluate_flow, model=model, corpus=source, plan=chosen, annotator=choice, sampling=sampling
+    )
+    from falconer_cli.report import print_evaluation_report
+
+    print_evaluation_report(result, flow_run_id)

@@ -1,0 +1,70 @@
+"""Publishing what a run shows as Prefect artifacts (the plan, the annotation sample, the
+scores, the F1 plot, the cost comparison), visible on the flow run's Artifacts tab.
+
+Every text goes through the redaction of `falconer_core.registry.redaction` first: API keys in
+the environment, and key-shaped strings, never reach the Prefect database.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from falconer_core.pipeline import report
+from falconer_core.pipeline.annotation import AnnotationSet
+from falconer_core.pipeline.costs import CostRow
+from falconer_core.pipeline.scores import StepScore
+from falconer_core.pipeline.settings import Settings
+from falconer_core.plan import Plan
+from falconer_core.registry.redaction import env_secrets, redact
+
+
+def _clean(value: Any) -> Any:
+    secrets = env_secrets().values()
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def publish_plan(plan: Plan) -> None:
+    """The plan as markdown: steps, filter, outputs and its YAML."""
+    create_markdown_artifact(_clean(report.plan_markdown(plan)), key="plan", description=f"Plan {plan.hash}")
+
+
+def publish_sample(annotations: AnnotationSet) -> None:
+    """The annotated sample: each text with every step's answer."""
+    create_table_artifact(
+        _clean(report.sample_table(annotations)), key="annotation-sample",
+        description=f"{annotations.size} texts annotated by {annotations.annotator} (set {annotations.hash})",
+    )
+
+
+def publish_scores(scores: Sequence[StepScore], title: str) -> Path:
+    """The per-step scores as a table and as a bar chart (also saved as a PNG; returns its path)."""
+    create_table_artifact(_clean(report.scores_table(scores)), key="evaluation", description=title)
+    png = report.f1_plot(scores, title)
+    folder = Path(Settings().reports_dir) / str(flow_run.id or "local")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "f1-per-step.png").write_bytes(png)
+    create_image_artifact(
+        image_url="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+        key="f1-per-step", description=f"{title} (PNG also at {folder / 'f1-per-step.png'})",
+    )
+    return folder / "f1-per-step.png"
+
+
+def publish_costs(rows: Sequence[CostRow]) -> None:
+    """The proxy against the annotator doing the whole corpus: time, tokens, cost."""
+    create_table_artifact(
+        _clean(report.costs_table(rows)), key="cost-comparison",
+        description="Annotator on the whole corpus vs Falconer (sample + fine-tune + metamodel)",
+    )

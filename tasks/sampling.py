@@ -1,0 +1,45 @@
+"""Choosing the texts to annotate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.context import TaskRunContext
+
+from falconer_core.corpus import corpus_id
+from falconer_core.pipeline.hashing import content_hash
+from falconer_core.pipeline.models import ModelSource, has_trained_head, open_metamodel
+from falconer_core.plan import Plan
+from falconer_core.sampling import AnnotationSample, SamplingSettings, sample_for_annotation
+from tasks.policies import RESULTS
+
+
+def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Corpus content, plan, settings and the scoring model determine the sample."""
+    return content_hash(
+        "sample", corpus_id(parameters["corpus"]), parameters["plan"].hash,
+        parameters["settings"].model_dump(mode="json"), parameters["scorer"].identity,
+    )
+
+
+@task(
+    name="sample",
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_sample_key) + TASK_SOURCE,
+    persist_result=True, result_storage=RESULTS,
+)
+def sample(corpus: pd.DataFrame, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:
+    """Pick the texts to annotate, stratified by the scorer's zero-shot label scores when it has
+    a trained head (a checkpoint, or a tagging base such as Cuckoo), else at random."""
+    informative = bool(plan.label_steps) and has_trained_head(scorer)
+    picked = sample_for_annotation(
+        corpus["id"].tolist(), plan, texts=corpus["text"].tolist(),
+        scorer=open_metamodel(scorer) if informative else None, **settings.model_dump(),
+    )
+    logger = get_run_logger()
+    if plan.label_steps and not informative:
+        logger.info("%s has an untrained head, so its zero-shot scores would be noise: sampling at random", scorer.path)
+    logger.info(picked.summary.describe())
+    return picked

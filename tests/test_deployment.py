@@ -1,0 +1,90 @@
+"""The deployments of prefect.yaml on a real Prefect server: `falconer deploy` (which runs
+`prefect deploy --all` after creating the process work pool), a process worker, and
+`prefect deployment run mine/mine`; the run completes and its outputs are in DuckDB.
+
+Everything listens on 127.0.0.1 on a free port, with PREFECT_HOME and FALCONER_HOME in a
+temporary folder; every process the test starts is stopped in `finally`, by its own PID.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deployments.project import MINE_DEPLOYMENT, PROJECT_ROOT, run_deployment, start_worker
+from deployments.server import LocalServer, ServerError, free_port, stop_process
+
+DEMO_CORPUS = PROJECT_ROOT / "falconer_core" / "data" / "demo_tweets.csv"
+N_TEXTS = 40
+SHARD_SIZE = 16
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """The first tweets of the demo corpus, with their gold columns (the demo plan's steps)."""
+    frame = pd.read_csv(DEMO_CORPUS, dtype=str, keep_default_na=False).head(N_TEXTS)
+    path = tmp_path / "tweets.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text("utf-8", errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+def test_mine_deployment_runs_on_a_worker_and_writes_outputs(tmp_path, tiny_corpus, tiny_encoder_path):
+    server = LocalServer(port=free_port(), home=tmp_path / "prefect", ui=False)
+    env = server.client_env()
+    env["FALCONER_HOME"] = str(tmp_path / "falconer")
+    server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
+    started: list[subprocess.Popen] = []
+    try:
+        with server_log.open("wb") as log:
+            started.append(server.start(log=log))
+        server.wait_ready(started[0], timeout=180)
+
+        deployed = subprocess.run(
+            [str(Path(sys.executable).with_name("falconer")), "deploy", "--api-url", server.api_url],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "mine" in deployed.stdout and "execute-nightly" in deployed.stdout, deployed.stdout
+
+        with worker_log.open("wb") as log:
+            started.append(start_worker(env, log=log))
+        parameters = {
+            "corpus": {"path": str(tiny_corpus), "id_column": "id", "name": "tiny-tweets"},
+            "base_model": str(tiny_encoder_path),
+            "sampling": {"fraction": 0.5, "floor": 20, "cap": N_TEXTS},
+            "training": {"epochs": 1, "progress": False},
+            "execution": {"shard_size": SHARD_SIZE},
+        }
+        try:
+            flow_run_id = run_deployment(env, MINE_DEPLOYMENT, parameters, watch_timeout=600)
+        except ServerError as exc:
+            pytest.fail(f"{exc}\n--- worker log ---\n{_tail(worker_log)}")
+        assert uuid.UUID(flow_run_id)
+    finally:
+        for process in reversed(started):
+            stop_process(process)
+
+    from falconer_core.store import Store
+
+    with Store(tmp_path / "falconer" / "falconer.duckdb") as db:
+        runs = db.runs(kind="execute")
+        assert len(runs) == 1 and runs["status"].iloc[0] == "completed"
+        run_id = runs["run_id"].iloc[0]
+        verdicts = db.outputs(run_id, field="_filter")
+        shards = db.completed_shards(run_id)
+    corpus_ids = pd.read_csv(tiny_corpus, dtype=str)["id"].tolist()
+    assert sorted(verdicts["text_id"]) == sorted(corpus_ids)  # every text once: no loss, no duplicates
+    assert shards == list(range(math.ceil(N_TEXTS / SHARD_SIZE)))
+    assert set(verdicts["model_version"]) == {"falconer-metamodel/1"}

@@ -1,0 +1,337 @@
+"""The Prefect flows end to end on a temporary Prefect server, a temporary MLflow registry and
+DuckDB store: `mine` with human labels and the tiny encoder, caching on re-run, a retried task,
+lineage tags, resumable execution, and no API key anywhere it could leak."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from falconer_core.metamodel import TrainingSettings
+from falconer_core.pipeline import FILTER_FIELD, Settings
+from falconer_core.pipeline.config import CorpusSource, ExecutionSettings, LLMChoice
+from falconer_core.sampling import SamplingSettings
+from falconer_core.store import Store
+from tests.llm_server import ScriptedLLMServer, answer
+from tests.mining_corpus import INSTRUCTION, PLAN, tweets
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+SECRET = "sk-test-" + "0123456789abcdefXYZW" * 2
+N_TEXTS = 150
+SAMPLING = SamplingSettings(fraction=0.4, floor=40, cap=60)
+TRAINING = TrainingSettings(epochs=2, min_epochs=1, batch_size=16, progress=False)
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One Falconer home (store, MLflow, Prefect results) for the module, and an API key in the
+    environment that must never show up in Prefect, MLflow or the store."""
+    folder = tmp_path_factory.mktemp("falconer-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FALCONER_HOME", str(folder))
+        patch.setenv("OPENAI_API_KEY", SECRET)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def corpus(home) -> CorpusSource:
+    path = home / "tweets.csv"
+    tweets(N_TEXTS).to_csv(path, index=False)
+    return CorpusSource(path=str(path), id_column="tweet_id", name="tweets")
+
+
+@pytest.fixture(scope="module")
+def planner():
+    """An OpenAI-compatible server that answers every planning request with the test plan."""
+    with ScriptedLLMServer(handler=lambda body: answer(PLAN)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mine_args(corpus, planner, tiny_encoder_path) -> dict:
+    return {
+        "corpus": corpus,
+        "instruction": INSTRUCTION,
+        "annotator": "gold",
+        "planner": LLMChoice(backend="openai", base_url=planner.url, model="test-model"),
+        "base_model": str(tiny_encoder_path),
+        "sampling": SAMPLING,
+        "training": TRAINING,
+        "execution": ExecutionSettings(shard_size=50),
+        "gate": {"mean_f1": 0.0},
+    }
+
+
+@pytest.fixture(scope="module")
+def mined(mine_args):
+    """The first `mine` run: (its flow run id, its result)."""
+    from flows import mine
+
+    state = mine(**mine_args, return_state=True)
+    assert state.is_completed(), state.message
+    return state.state_details.flow_run_id, state.result()
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def flow_run_tree(root: UUID) -> list:
+    """The flow run and all its subflow runs."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with _client() as client:
+        runs, frontier = [client.read_flow_run(root)], [root]
+        while frontier:
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier))
+            )
+            runs += children
+            frontier = [c.id for c in children]
+    return runs
+
+
+def task_runs(root: UUID) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    ids = [run.id for run in flow_run_tree(root)]
+    with _client() as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+
+
+def states_by_task(root: UUID) -> dict[str, list[str]]:
+    """Task name (run name without its random suffix) -> state names of its runs."""
+    found: dict[str, list[str]] = {}
+    for run in task_runs(root):
+        found.setdefault(run.name.rsplit("-", 1)[0], []).append(run.state.name)
+    return found
+
+
+def outputs() -> "pandas.DataFrame":  # noqa: F821
+    with Store(Settings().store_path) as store:
+        return store.outputs()
+
+
+def assert_rows_match_corpus(frame, run_id: str) -> None:
+    """Every corpus text has exactly one filter verdict, and no output row is repeated."""
+    rows = frame[frame["run_id"] == run_id]
+    verdicts = rows[rows["field"] == FILTER_FIELD]
+    assert sorted(verdicts["text_id"]) == sorted(tweets(N_TEXTS)["tweet_id"])
+    key = ["text_id", "field", "step", "span_start", "span_end", "value"]
+    assert not rows.duplicated(subset=key).any()
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_mine_runs_end_to_end_with_human_labels(mined, planner):
+    flow_run_id, result = mined
+    assert planner.calls == 1
+    incubation, execution = result.incubation, result.execution
+    assert incubation.annotator == "human" and incubation.n_annotations == 60
+    assert incubation.model_version == f"{Settings().model_name}/1" and incubation.champion
+    assert {s.step for s in incubation.evaluation.scores} == {"mentions_place", "people"}
+    assert execution.shards == execution.shards_run == 3 and execution.n_texts == N_TEXTS
+
+    frame = outputs()
+    assert_rows_match_corpus(frame, execution.run_id)
+    passed = frame[(frame["field"] == FILTER_FIELD) & (frame["value"] == "true")]
+    people = frame[frame["field"] == "people"]
+    assert set(people["text_id"]) <= set(passed["text_id"])  # only texts passing the filter
+    assert (people["model_version"] == incubation.model_version).all()
+    assert (people["plan_hash"] == incubation.plan.hash).all()
+    assert {row.route for row in result.costs} >= {"metamodel on the whole corpus", "fine-tune the metamodel"}
+
+    runs = flow_run_tree(flow_run_id)
+    assert sorted(_flow_name(r) for r in runs) == ["execute", "incubate", "mine"]
+    with _client() as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
+        )
+    assert {a.key for a in artifacts} >= {"plan", "annotation-sample", "evaluation", "f1-per-step", "cost-comparison"}
+
+
+def test_rerun_is_served_from_the_cache(mined, mine_args, planner):
+    from flows import mine
+
+    state = mine(**mine_args, return_state=True)
+    assert state.is_completed()
+    states = states_by_task(state.state_details.flow_run_id)
+    for name in ("plan", "sample", "annotate", "fine-tune", "evaluate", "register"):
+        assert states[name] == ["Cached"], (name, states)
+    assert planner.calls == 1  # no second planning call reached the LLM
+    again = state.result()
+    assert again.incubation.model_version == mined[1].incubation.model_version
+    assert again.execution.run_id == mined[1].execution.run_id and again.execution.shards_run == 0
+    assert_rows_match_corpus(outputs(), again.execution.run_id)
+
+
+def test_registered_version_carries_every_lineage_tag(mined):
+    from falconer_core.pipeline.registration import open_registry
+    from falconer_core.registry import tags as T
+
+    flow_run_id, result = mined
+    incubation = result.incubation
+    registry = open_registry(Settings())
+    ref = registry.resolve(incubation.model_version)
+    found = registry.client.get_model_version(ref.name, str(ref.version)).tags
+    assert set(T.LINEAGE_TAGS) <= set(found)
+    incubate_run = next(r for r in flow_run_tree(flow_run_id) if r.parent_task_run_id and "incubate" in _flow_name(r))
+    assert found[T.PARENT_VERSION] == T.NONE
+    assert found[T.BASE_MODEL] == incubation.base_model
+    assert found[T.PLAN_HASH] == incubation.plan.hash
+    assert found[T.ANNOTATION_SET_HASH] == incubation.annotation_set_hash
+    assert found[T.N_ANNOTATIONS] == str(incubation.n_annotations)
+    assert found[T.ANNOTATOR] == "human"
+    assert found[T.CORPUS_ID] == incubation.corpus_id
+    assert found[T.FLOW_RUN_ID] == str(incubate_run.id)
+    assert found[T.MLFLOW_RUN_ID] == ref.run_id
+    assert ref.aliases and "champion" in ref.aliases
+
+
+def _flow_name(run) -> str:
+    with _client() as client:
+        return client.read_flow(run.flow_id).name
+
+
+def test_a_task_that_fails_once_is_retried(mine_args, monkeypatch):
+    import tasks.annotation
+    from flows import incubate
+
+    real = tasks.annotation.build_annotator
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("annotator endpoint dropped the connection")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.annotation, "build_annotator", flaky)
+    monkeypatch.setattr(tasks.annotate, "retry_delay_seconds", [0])
+    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    args["sampling"] = SAMPLING.model_copy(update={"seed": 7})  # a new sample: not cached
+    state = incubate(**args, return_state=True)
+    assert state.is_completed(), state.message
+    assert calls["n"] == 2
+    annotate_runs = [r for r in task_runs(state.state_details.flow_run_id) if r.name.startswith("annotate-")]
+    assert [r.run_count for r in annotate_runs] == [2]
+    assert annotate_runs[0].state.name == "Completed"
+
+
+def test_a_wrong_input_is_not_retried(mine_args, monkeypatch):
+    import tasks.annotation
+    from falconer_core.errors import CorpusError
+    from flows import incubate
+
+    calls = {"n": 0}
+
+    def broken(*args, **kwargs):
+        calls["n"] += 1
+        raise CorpusError("no gold column for step 'people'")
+
+    monkeypatch.setattr(tasks.annotation, "build_annotator", broken)
+    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    args["sampling"] = SAMPLING.model_copy(update={"seed": 8})
+    state = incubate(**args, return_state=True)
+    assert state.is_failed() and calls["n"] == 1
+
+
+def test_execution_resumes_after_a_failed_shard_without_loss_or_duplicates(mined, corpus, monkeypatch):
+    import falconer_core.pipeline.shards as shards
+    from flows import execute
+
+    version = mined[1].incubation.model_version
+    real = shards.execute_shard
+
+    def failing_on_shard_2(model, plan, frame, shard, **kwargs):
+        if shard.index == 2:
+            raise RuntimeError("worker lost while executing shard 2")
+        return real(model, plan, frame, shard, **kwargs)
+
+    monkeypatch.setattr(shards, "execute_shard", failing_on_shard_2)
+    settings = ExecutionSettings(shard_size=20)
+    failed = execute(version, corpus, execution=settings, return_state=True)
+    assert failed.is_failed()
+    with Store(Settings().store_path) as store:
+        (run,) = store.runs("execute").query("status == 'failed'")["run_id"]
+        assert store.completed_shards(run) == [0, 1]
+    monkeypatch.setattr(shards, "execute_shard", real)
+
+    resumed = execute(version, corpus, execution=settings)  # the plan comes from the registry
+    assert resumed.shards == 8 and resumed.shards_run == 6  # shards 0 and 1 were committed before
+    frame = outputs()
+    assert resumed.rows == int((frame["run_id"] == resumed.run_id).sum())
+    assert_rows_match_corpus(frame, resumed.run_id)
+    with Store(Settings().store_path) as store:
+        assert store.run(resumed.run_id)["status"] == "completed"
+
+
+def test_retune_continues_from_the_champion(mined, mine_args):
+    from falconer_core.pipeline.registration import open_registry
+    from falconer_core.registry import tags as T
+    from flows import retune
+
+    registry = open_registry(Settings())
+    parent = str(registry.resolve(f"{Settings().model_name}@champion"))
+    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
+    result = retune(**args, plan=mined[1].incubation.plan)
+    assert result.parent == parent and result.model_version != parent
+    lineage = registry.lineage(result.model_version)
+    assert [entry["ref"] for entry in lineage[:2]] == [result.model_version, parent]
+    assert lineage[0]["tags"][T.PARENT_VERSION] == parent
+    assert lineage[-1]["kind"] == "base"
+
+
+def test_the_api_key_never_reaches_prefect_mlflow_or_the_store(mined, home):
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    flow_run_id, _ = mined
+    runs = flow_run_tree(flow_run_id)
+    with _client() as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id for r in runs])))
+        artifacts = client.read_artifacts()
+    assert logs
+    seen = json.dumps([r.parameters for r in runs], default=str)
+    seen += "\n".join(log.message for log in logs)
+    seen += json.dumps([a.data for a in artifacts], default=str)
+    assert SECRET not in seen
+    for path in Path(home).rglob("*"):
+        if path.is_file() and path.suffix not in (".safetensors", ".bin"):
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_evaluate_scores_a_registered_model_against_human_labels(mined, corpus):
+    from flows import evaluate
+
+    version = mined[1].incubation.model_version
+    result = evaluate(version, corpus, sampling=SamplingSettings(fraction=0.2, floor=20, cap=30, seed=3))
+    assert result.model_version == version and result.annotator == "human"
+    assert result.evaluation.n_texts == 30
+    assert {s.step: s.reference for s in result.evaluation.scores} == {"mentions_place": "human", "people": "human"}
+
+
+def test_only_transient_failures_are_retried():
+    from falconer_core.errors import CorpusError, LLMError
+    from falconer_core.store import StoreError
+    from tasks.policies import is_transient
+
+    assert is_transient(ConnectionError("reset")) and is_transient(TimeoutError())
+    assert is_transient(LLMError("LLM call to x failed: APITimeoutError. Gave up after 5 attempts."))
+    assert is_transient(StoreError("cannot open the store x.duckdb: lock held"))
+    assert not is_transient(LLMError("gave no usable JSON in 3 attempts"))
+    assert not is_transient(CorpusError("no gold label")) and not is_transient(ValueError("bug"))
