@@ -15,6 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The temporary Prefect server a flow starts can take longer than Prefect's default 20 s on a
 # busy two-core machine; waiting longer beats failing the whole run.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Fine-tuning reports each epoch on this logger; Prefect shows it beside the task logs.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "falconer_core")
 
 #: Exit code of a command that failed on bad input or state (a FalconerError), as opposed to
 #: 1 for a failed run and anything else for a bug.

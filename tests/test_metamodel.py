@@ -176,7 +176,7 @@ def test_fine_tune_learns_a_toy_task_from_chance(tmp_path):
     model = Metamodel.from_base()
     train, test = _toy_examples(60, seed=1), _toy_examples(40, seed=2)
     f1_before, acc_before = _score(model, test)
-    report = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, progress=False)
+    report = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, min_dev_examples=10, progress=False)
     f1_after, acc_after = _score(model, test)
     assert f1_before < 0.5 and acc_before < 0.75
     assert f1_after > 0.9 and acc_after > 0.9, (f1_after, acc_after, report)
@@ -211,3 +211,44 @@ def test_fine_tune_rejects_bad_examples(tiny):
         tiny.fine_tune([], progress=False)
     with pytest.raises(ConfigError, match="LabelExample or SpanExample"):
         tiny.fine_tune([("text", "instr", True)], progress=False)
+
+
+def test_epoch_budget_obeys_explicit_epochs_and_stretches_small_data():
+    from falconer_core.metamodel.training import DEFAULT_EPOCHS, TrainingSettings, epoch_budget
+
+    assert epoch_budget(TrainingSettings(epochs=2), steps_per_epoch=4) == (2, 2)
+    # 64 examples at batch 16: 4 steps an epoch, so 200 steps need 50 epochs, all before stopping
+    assert epoch_budget(TrainingSettings(min_steps=200), steps_per_epoch=4) == (50, 50)
+    # plenty of data: the default epoch cap, early stopping after min_epochs
+    assert epoch_budget(TrainingSettings(min_steps=200), steps_per_epoch=128) == (DEFAULT_EPOCHS, 4)
+
+
+def test_small_sets_train_without_a_dev_split_that_would_be_noise(tiny_encoder_path):
+    model = Metamodel.from_base(str(tiny_encoder_path))
+    report = model.fine_tune(_toy_examples(30, seed=5), epochs=1, progress=False)  # 60 examples: dev of 6
+    assert report.n_dev == 0 and report.n_train == 60
+
+
+def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_path):
+    from falconer_core.evaluation import word_f1
+    from falconer_core.metamodel.decoding import spans_from_word_probs
+    from falconer_core.metamodel.training import THRESHOLD_GRID, calibrate_span_threshold
+
+    model = Metamodel.from_base(str(tiny_encoder_path))
+    dev = [e for e in _toy_examples(40, seed=6) if isinstance(e, SpanExample)]
+    chosen = calibrate_span_threshold(model, dev)
+    assert chosen in THRESHOLD_GRID
+    texts, gold = [e.text for e in dev], [list(e.spans) for e in dev]
+    probs = model.span_word_probs(texts, "Extract the animal.", progress=False)
+
+    def f1(t):
+        return word_f1([spans_from_word_probs(texts[i], *probs[i], t) for i in range(len(texts))], gold, texts)["f1"]
+
+    assert f1(chosen) == max(f1(t) for t in THRESHOLD_GRID)
+    assert calibrate_span_threshold(model, dev[:5]) is None  # too few to trust
+
+    report = model.fine_tune(_toy_examples(120, seed=7), epochs=1, progress=False)  # dev of 24, 12 of them spans
+    assert report.n_dev == 24
+    model.config["span_threshold"] = chosen
+    model.save(tmp_path / "ckpt")
+    assert Metamodel.load(tmp_path / "ckpt").span_threshold == chosen

@@ -3,6 +3,7 @@ scored each epoch, early stopping, and the best epoch's weights kept. Determinis
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -15,21 +16,36 @@ from falconer_core.errors import ConfigError
 from falconer_core.metamodel.prompt import B, I, IGNORE, O, Window, word_tags
 from falconer_core.types import Example, LabelExample, SpanExample
 
+log = logging.getLogger("falconer_core.metamodel")
+
+
+#: Most epochs when `TrainingSettings.epochs` is unset and `min_steps` needs fewer.
+DEFAULT_EPOCHS = 20
+
 
 class TrainingSettings(BaseModel):
     """How to fine-tune; recorded in the checkpoint and in MLflow."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(20, ge=1, description="Most epochs to run; early stopping usually ends sooner.")
+    epochs: int | None = Field(
+        None, ge=1, description="Most epochs to run; None runs up to 20, or more when `min_steps` needs them. "
+        "Early stopping usually ends sooner.",
+    )
     learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
     batch_size: int = Field(16, ge=1, description="Windows per optimisation step.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
     dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of examples held out to pick the best epoch.")
-    min_examples_for_dev: int = Field(40, ge=2, description="Below this many examples, train all epochs without a dev split.")
+    min_dev_examples: int = Field(
+        20, ge=1, description="Smallest dev split worth early stopping on; below it, train without one."
+    )
     patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
     min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
+    min_steps: int = Field(
+        200, ge=0, description="With `epochs` unset: optimiser steps to run before early stopping may end "
+        "training, adding epochs on small data (64 examples are 4 steps an epoch).",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
     subtoken_labels: bool = Field(
@@ -70,7 +86,8 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     # 1. split: a dev set to choose the epoch, when there is enough data for one
     order = list(range(len(examples)))
     rng.shuffle(order)
-    n_dev = int(len(examples) * settings.dev_fraction) if len(examples) >= settings.min_examples_for_dev else 0
+    n_dev = int(len(examples) * settings.dev_fraction)
+    n_dev = n_dev if n_dev >= settings.min_dev_examples and n_dev < len(examples) else 0
     dev = [examples[i] for i in order[:n_dev]]
     train_set = [examples[i] for i in order[n_dev:]]
     report = TrainingReport(n_train=len(train_set), n_dev=len(dev))
@@ -78,7 +95,8 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     # 2. encode every example into labelled windows
     windows = encode_examples(metamodel.encoder, train_set, settings.subtoken_labels)
     steps_per_epoch = -(-len(windows) // settings.batch_size)
-    total = steps_per_epoch * settings.epochs
+    epochs, min_epochs = epoch_budget(settings, steps_per_epoch)
+    total = steps_per_epoch * epochs
 
     # 3. optimiser and schedule
     from transformers import get_linear_schedule_with_warmup
@@ -96,7 +114,7 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     from falconer_core.metamodel.model import collate
 
     best_state, since_best = None, 0
-    bar = tqdm(range(settings.epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
+    bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
     for epoch in bar:
         model.train()
         losses = []
@@ -113,16 +131,18 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
         report.epochs_run = epoch + 1
         report.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
         if not dev:
+            log.info("epoch %d/%d: train loss %.4f", epoch + 1, epochs, report.train_loss[-1])
             continue
         score = dev_score(metamodel, dev)
         report.dev_scores.append(round(score, 5))
+        log.info("epoch %d/%d: train loss %.4f, dev %.4f", epoch + 1, epochs, report.train_loss[-1], score)
         bar.set_postfix(loss=report.train_loss[-1], dev=round(score, 4))
         if report.best_dev_score is None or score > report.best_dev_score:
             report.best_dev_score, report.best_epoch, since_best = score, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             since_best += 1
-            if since_best >= settings.patience and epoch + 1 >= settings.min_epochs:
+            if since_best >= settings.patience and epoch + 1 >= min_epochs:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -137,6 +157,15 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
             metamodel.config["span_threshold"] = report.span_threshold
     report.seconds = round(time.perf_counter() - started, 2)
     return report
+
+
+def epoch_budget(settings: TrainingSettings, steps_per_epoch: int) -> tuple[int, int]:
+    """(most epochs, epochs before early stopping may stop): explicit `epochs` are obeyed;
+    otherwise small data gets enough epochs for `min_steps` optimiser steps."""
+    if settings.epochs is not None:
+        return settings.epochs, min(settings.min_epochs, settings.epochs)
+    for_steps = -(-settings.min_steps // steps_per_epoch)
+    return max(DEFAULT_EPOCHS, for_steps), max(settings.min_epochs, for_steps)
 
 
 def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = True) -> list[Window]:
