@@ -55,8 +55,11 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="base encoder (default: packaged MiniLM)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="any other TrainingSettings field, e.g. --set batch_size=8 patience=5")
     args = parser.parse_args()
     settings = {k: v for k, v in {"learning_rate": args.lr, "epochs": args.epochs}.items() if v is not None}
+    settings.update(dict(item.split("=", 1) for item in args.set))  # pydantic converts the strings
 
     train = load_split(args.dataset, "train")
     test = subset(load_split(args.dataset, "test"), args.test_size or None, seed=12345)
@@ -78,7 +81,7 @@ def main() -> None:
     for size, s in summary.items():
         print(f"  {size:>5} samples: {s['word_f1_mean']:.3f} ± {s['word_f1_std']:.3f} "
               f"({s['runs']} run(s), fine-tune {s['train_seconds_mean']:.0f} s)")
-    path = save(f"fewshot-{args.dataset}", {"test_size": len(test), "settings": settings, "rows": rows, "summary": summary})
+    path = save(f"fewshot-{args.dataset}-" + "-".join(map(str, args.sizes)), {"test_size": len(test), "settings": settings, "rows": rows, "summary": summary})
     print(f"results: {path}")
 
 
