@@ -12,7 +12,7 @@ os.environ.update(
         "DO_NOT_TRACK": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
         "PREFECT_HOME": str(_HOME / "prefect"),
         "TOKENIZERS_PARALLELISM": "false",
     }
@@ -63,5 +63,5 @@ def prefect_harness():
     server process costs ~15 s to start, so only tests that ask for this fixture pay it, once."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield
