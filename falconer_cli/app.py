@@ -15,6 +15,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The temporary Prefect server a flow starts can take longer than Prefect's default 20 s on a
 # busy two-core machine; waiting longer beats failing the whole run.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Falconer runs offline by default: telemetry would only fail and print errors.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Fine-tuning reports each epoch on this logger; Prefect shows it beside the task logs.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "falconer_core")
 

@@ -5,6 +5,8 @@ Cached results live under the Falconer home (see `tasks.policies`), so re-runnin
 a failure, or with one input changed, redoes only what failed or changed.
 """
 
+import logging
+
 from tasks.annotation import annotate
 from tasks.corpus import load_corpus
 from tasks.evaluation import evaluate
@@ -14,6 +16,10 @@ from tasks.registry import fetch_model, fetch_plan, register
 from tasks.sampling import sample
 from tasks.storage import finish_run, start_run, store, store_annotations, store_corpus
 from tasks.training import fine_tune
+
+# falconer_core logs progress (fine-tuning epochs, LLM retries) at INFO; with
+# PREFECT_LOGGING_EXTRA_LOGGERS=falconer_core those lines reach the task run's logs.
+logging.getLogger("falconer_core").setLevel(logging.INFO)
 
 __all__ = [
     "annotate",
