@@ -20,6 +20,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Fine-tuning reports each epoch on this logger; Prefect shows it beside the task logs.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "falconer_core")
+# ... and outside a flow run (e.g. `falconer plan`) those lines stay local, without a warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 #: Exit code of a command that failed on bad input or state (a FalconerError), as opposed to
 #: 1 for a failed run and anything else for a bug.
