@@ -22,13 +22,17 @@ from falconer_core.metamodel import Metamodel
 from falconer_core.readers import load_split
 
 
-def run_one(dataset: str, train: list, test: list, size: int, seed: int, base: str | None, settings: dict) -> dict:
+def run_one(
+    dataset: str, train: list, test: list, size: int, seed: int, base: str | None, settings: dict, save_dir: str | None = None
+) -> dict:
     model = Metamodel.from_base(base, seed=seed)
     started = time.perf_counter()
     report = None
     if size:
         report = model.fine_tune(subset(train, size, seed=1000 + seed), seed=seed, progress=False, **settings)
     train_s = time.perf_counter() - started
+    if save_dir and size:
+        model.save(f"{save_dir}/{dataset}-{size}-seed{seed}")
     texts = [e.text for e in test]
     started = time.perf_counter()
     predicted = model.get_span(texts, test[0].instruction, progress=False)
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="base encoder (default: packaged MiniLM)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--save-dir", default=None, help="keep each fine-tuned checkpoint under this folder")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="any other TrainingSettings field, e.g. --set batch_size=8 patience=5")
     args = parser.parse_args()
@@ -67,7 +72,7 @@ def main() -> None:
     for size in args.sizes:
         seeds = args.seeds if size in (64, 512) else args.seeds[:1]
         for seed in seeds:
-            rows.append(run_one(args.dataset, train, test, size, seed, args.base, settings))
+            rows.append(run_one(args.dataset, train, test, size, seed, args.base, settings, args.save_dir))
     summary = {}
     for size in args.sizes:
         f1s = [r["word_f1"] for r in rows if r["size"] == size]

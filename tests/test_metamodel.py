@@ -253,3 +253,67 @@ def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_pa
     assert model.span_threshold == report.span_threshold
     model.save(tmp_path / "ckpt")
     assert Metamodel.load(tmp_path / "ckpt").span_threshold == report.span_threshold
+
+
+def test_shape_ids_give_back_the_casing_an_uncased_tokenizer_drops(tiny):
+    from falconer_core.metamodel.shapes import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, case_class, shape_id
+
+    assert [case_class(s) for s in ("brca", "Brca", "BRCA", "HeLa", "42-", "A")] == [LOWER, TITLE, UPPER, MIXED, NO_LETTERS, TITLE]
+    assert tiny.config["shape_features"] is True  # the packaged MiniLM tokenizer lowercases
+    upper, lower = tiny.encoder.encode_texts(["BRCA1", "brca1"])
+    assert upper.ids == lower.ids and upper.shapes != lower.shapes
+    assert upper.shapes[0] == shape_id("BRCA1", "BRCA") and upper.shapes[-1] == shape_id("BRCA1", "1")
+    (window,) = tiny.encoder.windows(0, upper, "span", "Extract the gene.")
+    assert len(window.shape_ids) == len(window.input_ids)
+    text_part = window.shape_ids[window.text_offset : window.text_offset + len(upper.ids)]
+    assert text_part == upper.shapes
+    assert sum(window.shape_ids) == sum(upper.shapes)  # prompt and special tokens are 0
+
+
+def _case_examples(n: int, seed: int):
+    """Only casing tells the answer: the same words, one of them Capitalised."""
+    rng = random.Random(seed)
+    words = ["the", "old", "road", "was", "quiet", "today", "near", "town", "river", "stone"]
+    out = []
+    for _ in range(n):
+        chosen = rng.sample(words, 6)
+        k = rng.randrange(6)
+        chosen[k] = chosen[k].capitalize()
+        text = " ".join(chosen)
+        start = len(" ".join(chosen[:k])) + (1 if k else 0)
+        out.append(SpanExample(text, "Extract the capitalised word.", [Span(chosen[k], start, start + len(chosen[k]))]))
+    return out
+
+
+@pytest.mark.parametrize("shapes", [True, False])
+def test_shape_features_let_the_model_learn_a_casing_only_task(tiny_encoder_path, shapes):
+    from falconer_core.evaluation import word_f1
+
+    model = Metamodel.from_base(str(tiny_encoder_path), shape_features=shapes)
+    model.fine_tune(_case_examples(120, seed=1), epochs=15, learning_rate=3e-3, batch_size=8, progress=False)
+    test = _case_examples(60, seed=2)
+    texts = [e.text for e in test]
+    f1 = word_f1(model.get_span(texts, "Extract the capitalised word."), [list(e.spans) for e in test], texts)["f1"]
+    if shapes:
+        assert f1 > 0.9
+    else:  # the tokens of "Road" and "road" are the same: the plain encoder cannot tell
+        assert f1 < 0.5
+
+
+def test_shape_embedding_is_saved_loaded_and_required(tiny_encoder_path, tmp_path):
+    model = Metamodel.from_base(str(tiny_encoder_path))
+    with torch.no_grad():
+        model.shape_embedding.weight[1:].normal_()
+    before = model.get_span(TEXTS, "Extract the names.", progress=False)
+    model.save(tmp_path / "ckpt")
+    loaded = Metamodel.load(tmp_path / "ckpt")
+    assert torch.equal(loaded.shape_embedding.weight, model.shape_embedding.weight)
+    assert loaded.get_span(TEXTS, "Extract the names.", progress=False) == before
+    (tmp_path / "ckpt" / "shape_embedding.safetensors").unlink()
+    with pytest.raises(ModelError, match="shape features but has no"):
+        Metamodel.load(tmp_path / "ckpt")
+
+    plain = Metamodel.from_base(str(tiny_encoder_path), shape_features=False)
+    plain.save(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "shape_embedding.safetensors").exists()
+    assert Metamodel.load(tmp_path / "plain").shape_embedding is None

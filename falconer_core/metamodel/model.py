@@ -20,6 +20,8 @@ from falconer_core.metamodel.decoding import (
     spans_from_word_probs,
 )
 from falconer_core.metamodel.prompt import B, LABELS, EncodedText, PromptEncoder, PromptFormat, Window
+from falconer_core.metamodel.shapes import WEIGHTS_FILE as SHAPE_WEIGHTS
+from falconer_core.metamodel.shapes import ShapeEmbedding, tokenizer_lowercases
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
@@ -45,14 +47,21 @@ def pick_device(device: str | None = None) -> torch.device:
 class Metamodel:
     """The proxy that executes plans; see `from_base`, `load`, `fine_tune`, `get_label`, `get_span`."""
 
-    def __init__(self, model, tokenizer, config: dict, device: str | None = None):
+    def __init__(
+        self, model, tokenizer, config: dict, device: str | None = None, shape_embedding: ShapeEmbedding | None = None
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.device = pick_device(device)
         self.model.to(self.device).eval()
+        if config.get("shape_features") and shape_embedding is None:
+            shape_embedding = ShapeEmbedding(model.get_input_embeddings().embedding_dim)
+        self.shape_embedding = shape_embedding.to(self.device) if shape_embedding is not None else None
         self.format = PromptFormat(**config["prompt"])
-        self.encoder = PromptEncoder(tokenizer, config["max_length"], self.format, config["overlap"])
+        self.encoder = PromptEncoder(
+            tokenizer, config["max_length"], self.format, config["overlap"], shapes=self.shape_embedding is not None
+        )
         self.batch_size = 64
 
     @property
@@ -70,9 +79,12 @@ class Metamodel:
         overlap: int = 64,
         seed: int = 0,
         device: str | None = None,
+        shape_features: bool | None = None,
     ) -> Metamodel:
         """Start from an encoder: the packaged MiniLM by default, or any Hugging Face path or id
-        (e.g. `KomeijiForce/Cuckoo-C4-Super-Rainbow`, whose BIO head is kept)."""
+        (e.g. `KomeijiForce/Cuckoo-C4-Super-Rainbow`, whose BIO head is kept). `shape_features`
+        adds learned casing features (see `shapes.py`); by default only when the tokenizer
+        lowercases, as the packaged MiniLM's does."""
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         path = default_base_path() if name_or_path in (None, DEFAULT_BASE) else name_or_path
@@ -108,6 +120,7 @@ class Metamodel:
             "label_scheme": {"tags": list(LABELS), "label": "BIO tag on the 'yes'/'no' choice token"},
             "max_length": min(max_length, positions),
             "overlap": overlap,
+            "shape_features": tokenizer_lowercases(tokenizer) if shape_features is None else shape_features,
             "history": [],
         }
         return cls(model, tokenizer, config, device)
@@ -126,7 +139,12 @@ class Metamodel:
             raise ModelError(f"{folder} was written by a newer Falconer (format {config['format_version']})")
         model = _quietly(AutoModelForTokenClassification.from_pretrained, folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        return cls(model, tokenizer, config, device)
+        shape_embedding = None
+        if config.get("shape_features"):
+            if not (folder / SHAPE_WEIGHTS).is_file():
+                raise ModelError(f"{folder} uses shape features but has no {SHAPE_WEIGHTS}")
+            shape_embedding = ShapeEmbedding.load(folder)
+        return cls(model, tokenizer, config, device, shape_embedding)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights, tokenizer and `falconer.json` (prompt format, label scheme, history)."""
@@ -134,6 +152,8 @@ class Metamodel:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+        if self.shape_embedding is not None:
+            self.shape_embedding.save(folder)
         (folder / CONFIG_FILE).write_text(json.dumps(self.config, indent=2))
         return folder
 
@@ -189,7 +209,7 @@ class Metamodel:
         with torch.inference_mode(), tqdm(total=len(windows), disable=not show, desc=f"get_{kind}", unit="win") as bar:
             for chunk in _chunks(order, size):
                 batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = self.forward(batch).logits
                 out = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 for row, k in enumerate(chunk):
                     probs[k] = out[row, : len(windows[k].input_ids)]
@@ -199,6 +219,19 @@ class Metamodel:
             by_item.setdefault(window.item, []).append(k)
         for item, ks in by_item.items():
             yield item, [windows[k] for k in ks], [probs[k] for k in ks]
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        """The encoder's output for a collated batch (with a loss when it carries labels);
+        shape features, when on, are added to the token embeddings."""
+        inputs = {"attention_mask": batch["attention_mask"], "labels": batch.get("labels")}
+        if self.shape_embedding is None:
+            return self.model(input_ids=batch["input_ids"], **inputs)
+        embeds = self.model.get_input_embeddings()(batch["input_ids"]) + self.shape_embedding(batch["shape_ids"])
+        return self.model(inputs_embeds=embeds, **inputs)
+
+    def modules(self) -> list[torch.nn.Module]:
+        """Everything that holds trained weights."""
+        return [self.model] + ([self.shape_embedding] if self.shape_embedding is not None else [])
 
     # ------------------------------------------------------------------ training
     def fine_tune(self, examples: Sequence[Example], settings=None, **overrides):
@@ -216,7 +249,7 @@ class Metamodel:
 
     @property
     def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        return sum(p.numel() for module in self.modules() for p in module.parameters())
 
 
 def collate(windows: list[Window], pad_id: int, device) -> dict[str, torch.Tensor]:
@@ -225,14 +258,19 @@ def collate(windows: list[Window], pad_id: int, device) -> dict[str, torch.Tenso
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(windows), width), dtype=torch.long)
     labels = torch.full((len(windows), width), -100, dtype=torch.long)
+    shapes = torch.zeros((len(windows), width), dtype=torch.long)
     for row, w in enumerate(windows):
         ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
         mask[row, : len(w.input_ids)] = 1
         if w.labels is not None:
             labels[row, : len(w.labels)] = torch.tensor(w.labels)
+        if w.shape_ids is not None:
+            shapes[row, : len(w.shape_ids)] = torch.tensor(w.shape_ids)
     batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
     if windows[0].labels is not None:
         batch["labels"] = labels.to(device)
+    if windows[0].shape_ids is not None:
+        batch["shape_ids"] = shapes.to(device)
     return batch
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from falconer_core.errors import ConfigError, ModelError
+from falconer_core.metamodel.shapes import shape_id
 
 # Label scheme recorded in every checkpoint.
 O, B, I = 0, 1, 2
@@ -68,6 +69,7 @@ class EncodedText:
     ids: list[int]
     first_token_word: list[int]  # word index if the token is its word's first sub-token, else -1
     word_chars: list[tuple[int, int]]  # (start, end) character offsets of each word
+    shapes: list[int] | None = None  # shape id per token (see shapes.py), when the encoder uses them
 
 
 @dataclass
@@ -81,13 +83,15 @@ class Window:
     token_end: int
     choice_positions: tuple[int, ...] = ()  # label mode: positions of "yes" and "no"
     labels: list[int] | None = field(default=None, repr=False)
+    shape_ids: list[int] | None = field(default=None, repr=False)
 
 
 class PromptEncoder:
     """Tokenises texts and prompts for one tokenizer and model window size."""
 
-    def __init__(self, tokenizer, max_length: int, fmt: PromptFormat, overlap: int = 64):
+    def __init__(self, tokenizer, max_length: int, fmt: PromptFormat, overlap: int = 64, shapes: bool = False):
         self.tokenizer = tokenizer
+        self.shapes = shapes
         self.max_length = max_length
         self.format = fmt
         self.overlap = overlap
@@ -105,14 +109,14 @@ class PromptEncoder:
             texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False, verbose=False
         )
         encoded = []
-        for i in range(len(texts)):
+        for i, source in enumerate(texts):
             ids = batch["input_ids"][i]
             offsets = batch["offset_mapping"][i]
-            word_ids = batch.word_ids(i)
-            first, words, last_word = [], [], None
-            for (start, end), word in zip(offsets, word_ids):
+            first, words, token_word, last_word = [], [], [], None
+            for (start, end), word in zip(offsets, batch.word_ids(i)):
                 if word is None or start == end:
                     first.append(-1)
+                    token_word.append(-1)
                     continue
                 if word != last_word:
                     first.append(len(words))
@@ -121,7 +125,14 @@ class PromptEncoder:
                 else:
                     first.append(-1)
                     words[-1] = (words[-1][0], end)
-            encoded.append(EncodedText(ids, first, words))
+                token_word.append(len(words) - 1)
+            shapes = None
+            if self.shapes:
+                shapes = [
+                    0 if w < 0 else shape_id(source[words[w][0] : words[w][1]], source[s:e])
+                    for (s, e), w in zip(offsets, token_word)
+                ]
+            encoded.append(EncodedText(ids, first, words, shapes))
         return encoded
 
     def prompt(self, kind: str, instruction: str) -> tuple[list[int], list[int], tuple[int, ...]]:
@@ -162,6 +173,9 @@ class PromptEncoder:
             body = pre + text.ids[start:end] + post
             ids = self._head + body + self._tail
             shift = len(self._head)
+            shape_ids = None
+            if text.shapes is not None:
+                shape_ids = [0] * (shift + len(pre)) + text.shapes[start:end] + [0] * (len(post) + len(self._tail))
             out.append(
                 Window(
                     item=item,
@@ -170,6 +184,7 @@ class PromptEncoder:
                     token_start=start,
                     token_end=end,
                     choice_positions=tuple(shift + len(pre) + (end - start) + p for p in choices),
+                    shape_ids=shape_ids,
                 )
             )
         return out

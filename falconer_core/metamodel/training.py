@@ -33,6 +33,9 @@ class TrainingSettings(BaseModel):
         "Early stopping usually ends sooner.",
     )
     learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
+    shape_lr_scale: float = Field(
+        10.0, gt=0, description="Learning-rate multiplier for the shape (casing) embedding, which starts at zero.",
+    )
     batch_size: int = Field(16, ge=1, description="Windows per optimisation step.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
@@ -104,10 +107,15 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     model = metamodel.model
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate,
-    )
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if metamodel.shape_embedding is not None:
+        groups.append({
+            "params": list(metamodel.shape_embedding.parameters()), "weight_decay": 0.0,
+            "lr": settings.learning_rate * settings.shape_lr_scale,
+        })
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    modules = metamodel.modules()
+    parameters = [p for module in modules for p in module.parameters()]
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
     # 4. epochs, each scored on dev; keep the best weights
@@ -116,18 +124,20 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     best_state, since_best = None, 0
     bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
     for epoch in bar:
-        model.train()
+        for module in modules:
+            module.train()
         losses = []
         for batch_windows in length_bucketed_batches(windows, settings.batch_size, rng):
             batch = collate(batch_windows, metamodel.tokenizer.pad_token_id, metamodel.device)
-            loss = model(**batch).loss
+            loss = metamodel.forward(batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
-        model.eval()
+        for module in modules:
+            module.eval()
         report.epochs_run = epoch + 1
         report.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
         if not dev:
@@ -139,16 +149,16 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
         bar.set_postfix(loss=report.train_loss[-1], dev=round(score, 4))
         if report.best_dev_score is None or score > report.best_dev_score:
             report.best_dev_score, report.best_epoch, since_best = score, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
         else:
             since_best += 1
             if since_best >= settings.patience and epoch + 1 >= min_epochs:
                 break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        for module, state in zip(modules, best_state):
+            module.load_state_dict(state)
     else:
         report.best_epoch = report.epochs_run
-    model.eval()
 
     # 5. calibrate the span threshold on dev: small samples make the tagger shy of recall
     if settings.calibrate_threshold:
