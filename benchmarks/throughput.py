@@ -44,12 +44,11 @@ def raw_forward(model: Metamodel, texts: list[str], instruction: str, batch_size
     windows.sort(key=lambda w: len(w.input_ids))
     batches = [collate(windows[i : i + batch_size], model.tokenizer.pad_token_id, model.device) for i in range(0, len(windows), batch_size)]
     tokens = sum(len(w.input_ids) for w in windows)
-    batches = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for b in batches]  # encoder only
-    with torch.inference_mode():
-        model.model(**batches[0])
+    with torch.inference_mode():  # the encoder alone: no casing features, no decoding
+        model.model(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
         started = time.perf_counter()
         for batch in batches:
-            model.model(**batch).logits.cpu()
+            model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.cpu()
         return time.perf_counter() - started, tokens
 
 
