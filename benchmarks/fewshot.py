@@ -27,9 +27,9 @@ def run_one(
 ) -> dict:
     model = Metamodel.from_base(base, seed=seed)
     started = time.perf_counter()
-    report = None
+    summary = None
     if size:
-        report = model.fine_tune(subset(train, size, seed=1000 + seed), seed=seed, progress=False, **settings)
+        summary = model.fine_tune(subset(train, size, seed=1000 + seed), seed=seed, progress=False, **settings)
     train_s = time.perf_counter() - started
     if save_dir and size:
         model.save(f"{save_dir}/{dataset}-{size}-seed{seed}")
@@ -44,7 +44,7 @@ def run_one(
         "dataset": dataset, "size": size, "seed": seed, "word_f1": round(scores["f1"], 4),
         "word_p": round(scores["precision"], 4), "word_r": round(scores["recall"], 4),
         "exact_f1": round(exact["f1"], 4), "train_seconds": round(train_s, 1), "infer_seconds": round(infer_s, 1),
-        "epochs_run": report.epochs_run if report else 0, "best_epoch": report.best_epoch if report else 0,
+        "epochs_run": summary.epochs_run if summary else 0, "best_epoch": summary.best_epoch if summary else 0,
     }
     print(row, flush=True)
     return row

@@ -176,7 +176,7 @@ class Outcome:
 
 def run_case(case: Case, client: Any, max_repairs: int) -> Outcome:
     """Plan one request and compare it with the reference."""
-    from falconer_core.planner import plan_instruction
+    from falconer_core.plan.planner import plan_instruction
 
     started = time.perf_counter()
     try:

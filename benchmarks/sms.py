@@ -34,7 +34,7 @@ def main() -> None:
     texts, gold = [e.text for e in test], [e.label for e in test]
     zero = label_metrics(model.get_label(texts, test[0].instruction, progress=False), gold)
     started = time.perf_counter()
-    report = model.fine_tune(train, seed=args.seed, progress=False)
+    summary = model.fine_tune(train, seed=args.seed, progress=False)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
     predicted = model.get_label(texts, test[0].instruction, progress=False)
@@ -44,9 +44,9 @@ def main() -> None:
     print(f"  zero-shot : accuracy {zero['accuracy']:.3f}  spam F1 {zero['f1']:.3f}")
     print(f"  fine-tuned: accuracy {scores['accuracy']:.3f}  spam P {scores['precision']:.3f} "
           f"R {scores['recall']:.3f} F1 {scores['f1']:.3f}  (fine-tune {train_s:.0f} s, "
-          f"{report.epochs_run} epochs, best {report.best_epoch}; inference {len(texts) / infer_s:.0f} texts/s)")
+          f"{summary.epochs_run} epochs, best {summary.best_epoch}; inference {len(texts) / infer_s:.0f} texts/s)")
     path = save("sms", {"train": len(train), "test": len(test), "zero_shot": zero, "fine_tuned": scores,
-                        "train_seconds": round(train_s, 1), "epochs_run": report.epochs_run})
+                        "train_seconds": round(train_s, 1), "epochs_run": summary.epochs_run})
     print(f"results: {path}")
 
 

@@ -16,7 +16,7 @@ import torch
 from common import save, subset
 
 from falconer_core.metamodel import Metamodel
-from falconer_core.metamodel.model import collate
+from falconer_core.metamodel.batching import collate
 from falconer_core.readers import load_split
 
 

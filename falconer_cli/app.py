@@ -71,7 +71,7 @@ def _is_validation_error(exc: Exception) -> bool:
 
 
 def _validation_message(exc: Exception) -> str:
-    """pydantic's report as one line per problem: `field: message`."""
+    """pydantic's errors as one line per problem: `field: message`."""
     problems = []
     for error in exc.errors():  # type: ignore[attr-defined]
         where = ".".join(str(p) for p in error.get("loc", ())) or "value"

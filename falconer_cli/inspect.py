@@ -25,7 +25,8 @@ def outputs(
     store: Annotated[Optional[Path], typer.Option("--store", help="DuckDB file (default: FALCONER_HOME/falconer.duckdb).")] = None,
 ) -> None:
     """Print mined outputs from the DuckDB store, or export them."""
-    from falconer_core.store import Store, StoreError
+    from falconer_core.errors import StoreError
+    from falconer_core.store import Store
 
     path = _store_path(store)
     with Store(path) as db:
@@ -51,7 +52,7 @@ def outputs(
 
 def query_outputs(db, run_id: str | None, *, field: str | None = None, limit: int = 20):
     """Output rows with their source text; the per-text `_filter` rows only when asked for."""
-    from falconer_core.pipeline.outputs import FILTER_FIELD
+    from falconer_core.execution.outputs import FILTER_FIELD
 
     where, params = [], []
     if run_id is not None:
@@ -75,7 +76,7 @@ def query_outputs(db, run_id: str | None, *, field: str | None = None, limit: in
 
 def run_summary(db, run_id: str | None) -> list[tuple[str, object]]:
     """Counts that say what a run found: rows, texts, texts passing the filter, model, plan."""
-    from falconer_core.pipeline.outputs import FILTER_FIELD
+    from falconer_core.execution.outputs import FILTER_FIELD
 
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
     counts = db.query(
@@ -96,7 +97,7 @@ def run_summary(db, run_id: str | None) -> list[tuple[str, object]]:
 
 
 def _newest_run(db) -> str:
-    from falconer_core.store import StoreError
+    from falconer_core.errors import StoreError
 
     found = db.query("SELECT run_id FROM outputs GROUP BY run_id ORDER BY max(created_at) DESC LIMIT 1")
     if found.empty:
@@ -105,8 +106,8 @@ def _newest_run(db) -> str:
 
 
 def _store_path(store: Path | None) -> Path:
-    from falconer_core.pipeline.settings import Settings
-    from falconer_core.store import StoreError
+    from falconer_core.errors import StoreError
+    from falconer_core.settings import Settings
 
     path = store or Settings().store_path
     if not path.is_file():
@@ -126,9 +127,8 @@ def lineage(
     """Print a checkpoint's ancestry: each version over the one it was tuned from, down to the base."""
     import json
 
-    from falconer_core.pipeline.registration import open_registry
-    from falconer_core.pipeline.settings import Settings
-    from falconer_core.registry import RegistryError, render_lineage
+    from falconer_core.registry import Registry, RegistryError, render_lineage
+    from falconer_core.settings import Settings
 
     settings = Settings()
     uri = settings.mlflow_tracking_uri
@@ -137,7 +137,7 @@ def lineage(
             f"no MLflow registry at {uri}; run `falconer mine` (or `falconer demo`) first, or point "
             "at one with FALCONER_HOME or FALCONER_MLFLOW_TRACKING_URI"
         )
-    chain = open_registry(settings).lineage(model or settings.model_name)
+    chain = Registry.from_settings(settings).lineage(model or settings.model_name)
     if as_json:
         console.print_json(json.dumps(chain, default=str))
     else:

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from falconer_cli import pipeline, inspect, server  # noqa: F401, I001  (registers the commands, in this order)
+from falconer_cli import inspect, pipeline, server  # noqa: F401, I001  (registers the commands, in this order)
 from falconer_cli.app import app, guarded
 
 
@@ -38,11 +38,10 @@ def metamodel_demo(
     import random
     import time
 
+    from falconer_cli.render import console
     from falconer_core.evaluation import word_f1
     from falconer_core.metamodel import Metamodel
     from falconer_core.readers import load_split
-
-    from falconer_cli.render import console
 
     train = load_split(dataset, "train")
     test = load_split(dataset, "test")
@@ -52,8 +51,8 @@ def metamodel_demo(
     console.print(f"[bold]{dataset}[/]: fine-tuning on {len(train)} sentences — instruction: {instruction!r}")
     model = Metamodel.from_base(seed=seed)
     started = time.perf_counter()
-    report = model.fine_tune(train, seed=seed)
-    console.print(f"fine-tuned in {time.perf_counter() - started:.0f} s ({report.epochs_run} epochs, kept {report.best_epoch})")
+    summary = model.fine_tune(train, seed=seed)
+    console.print(f"fine-tuned in {time.perf_counter() - started:.0f} s ({summary.epochs_run} epochs, kept {summary.best_epoch})")
     texts = [e.text for e in test]
     predicted = model.get_span(texts, instruction)
     scores = word_f1(predicted, [list(e.spans) for e in test], texts)

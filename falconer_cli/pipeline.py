@@ -47,7 +47,7 @@ def _default_llm(llm: str | None) -> str:
 def _check_corpus(path: Path, text_column: str, id_column: str | None):
     """Load the corpus once up front: every corpus error surfaces here, before Prefect starts."""
     from falconer_core.corpus import load_corpus
-    from falconer_core.pipeline.config import CorpusSource
+    from falconer_core.corpus.source import CorpusSource
 
     frame = load_corpus(path, text_column=text_column, id_column=id_column)
     source = CorpusSource(path=str(path.resolve()), text_column=text_column, id_column=id_column, name=path.stem)
@@ -159,11 +159,11 @@ def run_mine(
     """Check the inputs, run the `mine` flow, print records, scores and where to look."""
     frame, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
-    if model_name:
-        os.environ["FALCONER_MODEL_NAME"] = model_name
 
+    from falconer_core.annotators.choice import AnnotatorChoice
+    from falconer_core.execution.shards import ExecutionSettings
+    from falconer_core.llm.choice import LLMChoice
     from falconer_core.metamodel import TrainingSettings
-    from falconer_core.pipeline.config import AnnotatorChoice, ExecutionSettings, LLMChoice
     from falconer_core.sampling import SamplingSettings
 
     parameters: dict[str, Any] = {
@@ -174,6 +174,7 @@ def run_mine(
         "planner": LLMChoice(backend=llm, model=llm_model),
         "base_model": base_model,
         "parent": parent,
+        "model_name": model_name,
         "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
         "training": TrainingSettings(progress=False, **({"epochs": epochs} if epochs else {})),
         "execution": ExecutionSettings(**({"shard_size": shard_size} if shard_size else {})),
@@ -185,9 +186,9 @@ def run_mine(
     from flows import mine as mine_flow
 
     result, flow_run_id = _run_flow(mine_flow, **parameters)
-    from falconer_cli.report import print_mine_report
+    from falconer_cli.results import print_mine_result
 
-    print_mine_report(result, flow_run_id, records=records)
+    print_mine_result(result, flow_run_id, records=records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,9 +207,9 @@ def plan(
 ) -> None:
     """Have an LLM plan an instruction as label/span steps, a filter and output fields."""
     from falconer_core.llm import make_llm_client
-    from falconer_core.pipeline.config import LLMChoice
-    from falconer_core.pipeline.settings import Settings
-    from falconer_core.planner import plan_instruction
+    from falconer_core.llm.choice import LLMChoice
+    from falconer_core.plan.planner import plan_instruction
+    from falconer_core.settings import Settings
 
     choice = LLMChoice(backend=_default_llm(llm), model=llm_model)
     print_note(f"planning with {choice.identity()}")
@@ -245,7 +246,7 @@ def execute(
     frame, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
-    from falconer_core.pipeline.config import ExecutionSettings
+    from falconer_core.execution.shards import ExecutionSettings
 
     settings = {"shard_size": shard_size, "batch_size": batch_size, "run_id": run_id}
     execution = ExecutionSettings(**{k: v for k, v in settings.items() if v is not None})
@@ -254,9 +255,9 @@ def execute(
     from flows import execute as execute_flow
 
     result, flow_run_id = _run_flow(execute_flow, model=model, corpus=source, plan=chosen, execution=execution)
-    from falconer_cli.report import print_execution_report
+    from falconer_cli.results import print_execution_result
 
-    print_execution_report(result, flow_run_id, records=records)
+    print_execution_result(result, flow_run_id, records=records)
 
 
 @app.command("evaluate")
@@ -275,7 +276,7 @@ def evaluate(
     frame, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
-    from falconer_core.pipeline.config import AnnotatorChoice
+    from falconer_core.annotators.choice import AnnotatorChoice
     from falconer_core.sampling import SamplingSettings
 
     name = annotator or _default_llm(None)
@@ -288,6 +289,6 @@ def evaluate(
     result, flow_run_id = _run_flow(
         evaluate_flow, model=model, corpus=source, plan=chosen, annotator=choice, sampling=sampling
     )
-    from falconer_cli.report import print_evaluation_report
+    from falconer_cli.results import print_evaluation_result
 
-    print_evaluation_report(result, flow_run_id)
+    print_evaluation_result(result, flow_run_id)

@@ -61,7 +61,8 @@ def deploy(
 
     The process work pool they use is created first when it is missing.
     """
-    from deployments.project import MINE_DEPLOYMENT, PREFECT_FILE, WORK_POOL, deploy as run_deploy, worker_command
+    from deployments.project import MINE_DEPLOYMENT, PREFECT_FILE, WORK_POOL, worker_command
+    from deployments.project import deploy as run_deploy
     from deployments.server import LocalServer, ServerError, is_healthy
 
     url = (api_url or LocalServer().api_url).rstrip("/")
@@ -87,6 +88,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _mlflow_ui_command() -> str:
-    from falconer_core.pipeline.settings import Settings
+    from falconer_core.settings import Settings
 
     return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri {Settings().mlflow_tracking_uri} --workers 1"

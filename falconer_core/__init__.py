@@ -1,7 +1,11 @@
 """Falconer: an LLM plans and annotates, a small instruction-following encoder executes.
 
-Heavy modules (torch, transformers) load only when their names are first used, so importing
-the package and running `falconer --help` stay fast.
+One package per stage: `plan`, `corpus`, `sampling`, `annotators` (+ `llm`), `finetune`
+(+ `metamodel`), `evaluation`, `registry`, `execution`, `store`, `reporting`; shared pieces are
+`settings`, `hashing`, `errors` and `types`. Nothing here imports Prefect.
+
+Heavy modules (torch, transformers, pandas) load only when their names are first used, so
+importing the package and running `falconer --help` stay fast.
 """
 
 from importlib import import_module
@@ -13,6 +17,10 @@ from falconer_core.errors import (
     LLMError,
     ModelError,
     PlanError,
+    StoreBusyError,
+    StoreError,
+    TransientError,
+    TransientLLMError,
 )
 from falconer_core.types import LabelExample, LabelResult, Runner, Span, SpanExample
 
@@ -21,6 +29,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "Metamodel": "falconer_core.metamodel",
     "TrainingSettings": "falconer_core.metamodel",
+    "Plan": "falconer_core.plan",
+    "Settings": "falconer_core.settings",
+    "execute_plan": "falconer_core.execution",
+    "load_corpus": "falconer_core.corpus",
 }
 
 
@@ -39,9 +51,17 @@ __all__ = [
     "LabelResult",
     "Metamodel",
     "ModelError",
+    "Plan",
     "PlanError",
     "Runner",
+    "Settings",
     "Span",
     "SpanExample",
+    "StoreBusyError",
+    "StoreError",
     "TrainingSettings",
+    "TransientError",
+    "TransientLLMError",
+    "execute_plan",
+    "load_corpus",
 ]

@@ -1,8 +1,28 @@
-"""One small exception family: each says what was wrong and how to fix it."""
+"""One small exception family: each says what was wrong and how to fix it.
+
+Details travel in the constructor (`PlanError(message, problems=[...])`), never set on the
+exception afterwards. Whether a failure is worth retrying is a matter of type: everything that
+may pass on its own derives from `TransientError`, so a retry policy asks `isinstance`, never
+what the message says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class FalconerError(Exception):
     """Base of every error Falconer raises on purpose."""
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        #: The individual problems behind the message (e.g. every schema violation of a plan).
+        self.problems: list[str] = [str(p) for p in problems] or [message]
+
+
+class TransientError(FalconerError):
+    """A failure that may pass on its own (an endpoint down, a file held by another process):
+    the only kind a retry policy retries."""
 
 
 class ConfigError(FalconerError, ValueError):
@@ -21,5 +41,32 @@ class LLMError(FalconerError, RuntimeError):
     """An LLM call failed after its retries, or returned output that does not parse."""
 
 
+class TransientLLMError(LLMError, TransientError):
+    """The endpoint stayed unreachable, rate-limited or failing (timeouts, 429, 5xx) through the
+    client's own retries; a later attempt may succeed."""
+
+
 class ModelError(FalconerError, RuntimeError):
     """A metamodel checkpoint cannot be loaded, trained or run."""
+
+
+class StoreError(FalconerError, ValueError):
+    """The DuckDB store cannot be opened, or a frame does not fit its schema."""
+
+
+class StoreBusyError(StoreError, TransientError):
+    """Another process holds the store file open for writing; it is free again once that ends."""
+
+
+__all__ = [
+    "ConfigError",
+    "CorpusError",
+    "FalconerError",
+    "LLMError",
+    "ModelError",
+    "PlanError",
+    "StoreBusyError",
+    "StoreError",
+    "TransientError",
+    "TransientLLMError",
+]

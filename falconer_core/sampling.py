@@ -10,6 +10,7 @@ buckets, which over-represents likely positives without dropping anything (paper
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
@@ -17,8 +18,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from falconer_core.errors import ConfigError, CorpusError
+from falconer_core.metamodel.source import ModelSource, has_trained_head, open_metamodel
 from falconer_core.plan import Condition, Plan, condition_score, render_condition
 from falconer_core.types import Runner
+
+log = logging.getLogger("falconer_core.sampling")
 
 
 class SamplingSettings(BaseModel):
@@ -119,6 +123,21 @@ class AnnotationSample(BaseModel):
 def sample_size(corpus_size: int, fraction: float = 0.05, floor: int = 100, cap: int = 2000) -> int:
     """`fraction` of the corpus, raised to `floor`, lowered to `cap`, never above the corpus."""
     return min(corpus_size, max(floor, min(cap, round(fraction * corpus_size))))
+
+
+def sample_corpus(
+    ids: Sequence[Hashable], texts: Sequence[str], plan: Plan, settings: SamplingSettings, scorer: ModelSource
+) -> AnnotationSample:
+    """The texts to annotate, stratified by `scorer`'s zero-shot label scores when it has a
+    trained head (a checkpoint, or a tagging base such as Cuckoo), else at random: a random head
+    scores noise, not worth a pass over the corpus."""
+    informative = bool(plan.label_steps) and has_trained_head(scorer)
+    if plan.label_steps and not informative:
+        log.info("%s has an untrained head, so its zero-shot scores would be noise: sampling at random", scorer.path)
+    return sample_for_annotation(
+        list(ids), plan, texts=list(texts), scorer=open_metamodel(scorer) if informative else None,
+        **settings.model_dump(),
+    )
 
 
 def sample_for_annotation(
@@ -306,6 +325,7 @@ __all__ = [
     "SamplingSettings",
     "Signal",
     "Stratum",
+    "sample_corpus",
     "sample_for_annotation",
     "sample_size",
 ]

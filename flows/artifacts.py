@@ -15,13 +15,13 @@ from typing import Any
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from falconer_core.pipeline import report
-from falconer_core.pipeline.annotation import AnnotationSet
-from falconer_core.pipeline.costs import CostRow
-from falconer_core.pipeline.scores import StepScore
-from falconer_core.pipeline.settings import Settings
+from falconer_core.annotators.annotation import AnnotationSet
+from falconer_core.evaluation.scoring import StepScore
 from falconer_core.plan import Plan
 from falconer_core.registry.redaction import env_secrets, redact
+from falconer_core.reporting import artifacts
+from falconer_core.reporting.costs import CostRow
+from falconer_core.settings import Settings
 
 
 def _clean(value: Any) -> Any:
@@ -37,22 +37,22 @@ def _clean(value: Any) -> Any:
 
 def publish_plan(plan: Plan) -> None:
     """The plan as markdown: steps, filter, outputs and its YAML."""
-    create_markdown_artifact(_clean(report.plan_markdown(plan)), key="plan", description=f"Plan {plan.hash}")
+    create_markdown_artifact(_clean(artifacts.plan_markdown(plan)), key="plan", description=f"Plan {plan.hash}")
 
 
 def publish_sample(annotations: AnnotationSet) -> None:
     """The annotated sample: each text with every step's answer."""
     create_table_artifact(
-        _clean(report.sample_table(annotations)), key="annotation-sample",
+        _clean(artifacts.sample_table(annotations)), key="annotation-sample",
         description=f"{annotations.size} texts annotated by {annotations.annotator} (set {annotations.hash})",
     )
 
 
 def publish_scores(scores: Sequence[StepScore], title: str) -> Path:
     """The per-step scores as a table and as a bar chart (also saved as a PNG; returns its path)."""
-    create_table_artifact(_clean(report.scores_table(scores)), key="evaluation", description=title)
-    png = report.f1_plot(scores, title)
-    folder = Path(Settings().reports_dir) / str(flow_run.id or "local")
+    create_table_artifact(_clean(artifacts.scores_table(scores)), key="evaluation", description=title)
+    png = artifacts.f1_plot(scores, title)
+    folder = Path(Settings().artifacts_dir) / str(flow_run.id or "local")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "f1-per-step.png").write_bytes(png)
     create_image_artifact(
@@ -65,6 +65,6 @@ def publish_scores(scores: Sequence[StepScore], title: str) -> Path:
 def publish_costs(rows: Sequence[CostRow]) -> None:
     """The proxy against the annotator doing the whole corpus: time, tokens, cost."""
     create_table_artifact(
-        _clean(report.costs_table(rows)), key="cost-comparison",
+        _clean(artifacts.costs_table(rows)), key="cost-comparison",
         description="Annotator on the whole corpus vs Falconer (sample + fine-tune + metamodel)",
     )

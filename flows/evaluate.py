@@ -4,34 +4,28 @@ or an LLM) on a sample of a corpus, step by step."""
 from __future__ import annotations
 
 from prefect import flow
+from pydantic import Field
 
 import tasks
-from falconer_core.pipeline.config import AnnotatorChoice, CorpusSource
-from falconer_core.pipeline.results import EvaluationResult
+from falconer_core.annotators import AnnotatorChoice
+from falconer_core.corpus import CorpusSource
 from falconer_core.plan import Plan
+from falconer_core.reporting import EvaluationResult
 from falconer_core.sampling import SamplingSettings
+from flows import parameters as p
 from flows.artifacts import publish_sample, publish_scores
-from flows.common import plan_for_model
+from flows.plans import plan_for_model
 
 
 @flow(name="evaluate", validate_parameters=True)
 def evaluate(
-    model: str,
-    corpus: CorpusSource,
-    plan: Plan | str | None = None,
-    annotator: AnnotatorChoice = AnnotatorChoice(),
-    sampling: SamplingSettings = SamplingSettings(),
+    model: str = p.model("score"),
+    corpus: CorpusSource = p.corpus(),
+    plan: Plan | str | None = p.plan("default: the plan the model was trained for"),
+    annotator: AnnotatorChoice = p.annotator(),
+    sampling: SamplingSettings = Field(SamplingSettings(), description="Which texts of the corpus to annotate and score on."),
 ) -> EvaluationResult:
-    """Annotate a sample of `corpus` with `annotator` and score `model` (`NAME`, `NAME@alias`,
-    `NAME/N`) against it; the plan defaults to the one the model was trained for.
-
-    Args:
-        model: The registered metamodel to score: NAME (its champion), NAME@alias or NAME/N.
-        corpus: Corpus file (CSV, TSV, JSONL, Parquet) or folder of .txt files, with its text/id columns.
-        plan: A plan (object) or plan file; default: the plan the model was trained for.
-        annotator: The reference: 'gold' (corpus columns named after the plan steps), 'openai' or 'local'.
-        sampling: Which texts of the corpus to annotate and score on.
-    """
+    """Annotate a sample of `corpus` with `annotator` and score `model` against it."""
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
     frame = tasks.load_corpus(corpus)

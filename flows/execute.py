@@ -6,30 +6,23 @@ from __future__ import annotations
 from prefect import flow
 
 import tasks
-from falconer_core.pipeline.config import CorpusSource, ExecutionSettings
-from falconer_core.pipeline.results import ExecutionResult
-from falconer_core.pipeline.settings import Settings
-from falconer_core.pipeline.shards import execution_run_id, pending_shards
+from falconer_core.corpus import CorpusSource
+from falconer_core.execution import ExecutionSettings, execution_run_id, pending_shards
 from falconer_core.plan import Plan
-from flows.common import plan_for_model
+from falconer_core.reporting import ExecutionResult
+from falconer_core.settings import Settings
+from flows import parameters as p
+from flows.plans import plan_for_model
 
 
 @flow(name="execute", validate_parameters=True)
 def execute(
-    model: str,
-    corpus: CorpusSource,
-    plan: Plan | str | None = None,
-    execution: ExecutionSettings = ExecutionSettings(),
+    model: str = p.model("run"),
+    corpus: CorpusSource = p.corpus(),
+    plan: Plan | str | None = p.plan("default: the plan the model was trained for"),
+    execution: ExecutionSettings = p.execution(),
 ) -> ExecutionResult:
-    """Run `plan` (default: the plan the model was trained for) with the registered `model`
-    (`NAME`, `NAME@alias`, `NAME/N`) over `corpus`; outputs go to the store.
-
-    Args:
-        model: The registered metamodel to run: NAME (its champion), NAME@alias or NAME/N.
-        corpus: Corpus file (CSV, TSV, JSONL, Parquet) or folder of .txt files, with its text/id columns.
-        plan: A plan (object) or plan file; default: the plan the model was trained for.
-        execution: Shard size and batch size for running the metamodel over the corpus.
-    """
+    """Run `plan` with the registered `model` over `corpus`; outputs go to the store."""
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
     frame = tasks.load_corpus(corpus)
@@ -41,7 +34,7 @@ def execute(
     try:
         for shard in shards:
             result = tasks.execute_shard(source, chosen, frame, shard, source.version, execution.batch_size)
-            tasks.store(run_id, result)
+            tasks.store_shard(run_id, result)
             seconds, texts = seconds + result.seconds, texts + result.n_texts
     except Exception:
         tasks.finish_run(run_id, "failed")  # committed shards stay; running the job again resumes it

@@ -5,43 +5,38 @@ chain of tasks a checkpoint has learned."""
 from __future__ import annotations
 
 from prefect import flow
+from pydantic import Field
 
+from falconer_core.annotators import AnnotatorChoice
+from falconer_core.corpus import CorpusSource
+from falconer_core.finetune import HoldoutSettings
+from falconer_core.llm import LLMChoice
 from falconer_core.metamodel import TrainingSettings
-from falconer_core.pipeline.config import AnnotatorChoice, CorpusSource, HoldoutSettings, LLMChoice
-from falconer_core.pipeline.registration import DEFAULT_GATE
-from falconer_core.pipeline.results import IncubationResult
-from falconer_core.pipeline.settings import Settings
 from falconer_core.plan import Plan
+from falconer_core.reporting import IncubationResult
 from falconer_core.sampling import SamplingSettings
+from falconer_core.settings import Settings
+from flows import parameters as p
 from flows.incubate import incubate
 
 
 @flow(name="retune", validate_parameters=True)
 def retune(
-    corpus: CorpusSource,
-    instruction: str | None = None,
-    plan: Plan | str | None = None,
-    model: str | None = None,
-    annotator: AnnotatorChoice = AnnotatorChoice(),
-    planner: LLMChoice = LLMChoice(),
-    sampling: SamplingSettings = SamplingSettings(),
-    training: TrainingSettings = TrainingSettings(progress=False),
-    holdout: HoldoutSettings = HoldoutSettings(),
-    gate: dict[str, float] = DEFAULT_GATE,
+    corpus: CorpusSource = p.corpus(),
+    instruction: str | None = p.instruction(),
+    plan: Plan | str | None = p.plan(),
+    model: str | None = Field(None, description="The registered version to continue from (default: the champion of FALCONER_MODEL_NAME)."),
+    annotator: AnnotatorChoice = p.annotator(),
+    planner: LLMChoice = p.planner(),
+    model_name: str | None = p.model_name(),
+    sampling: SamplingSettings = p.sampling(),
+    training: TrainingSettings = p.training(),
+    holdout: HoldoutSettings = p.holdout(),
+    gate: dict[str, float] = p.gate(),
 ) -> IncubationResult:
-    """Retune `model` (default: the champion of the configured model name) on a new task.
-
-    Args:
-        corpus: Corpus file (CSV, TSV, JSONL, Parquet) or folder of .txt files, with its text/id columns.
-        instruction: What to mine, in plain words; planned by the planner LLM unless a plan is given.
-        plan: A plan (object) or the path of a plan file (YAML/JSON); overrides planning.
-        model: The registered version to continue from (default: the champion of FALCONER_MODEL_NAME).
-        annotator: Who labels the sample: 'gold' (corpus columns named after the plan steps), 'openai' or 'local'.
-        planner: The LLM that plans the instruction (its key comes from OPENAI_API_KEY only).
-        sampling: How many texts to annotate and how to pick them.
-        training: How to fine-tune the metamodel.
-        holdout: How many annotated texts to hold out for evaluation.
-        gate: Promotion gate: metric -> minimum (e.g. mean_f1) for the new version to become champion.
-    """
-    parent = model or Settings().model_name
-    return incubate(corpus, instruction, plan, annotator, planner, None, parent, sampling, training, holdout, gate)
+    """Retune `model` (default: the champion of the configured model name) on a new task."""
+    return incubate(
+        corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
+        parent=model or Settings().model_name, model_name=model_name, sampling=sampling, training=training,
+        holdout=holdout, gate=gate,
+    )

@@ -14,7 +14,7 @@ from tasks.execution import execute_shard
 from tasks.planning import load_plan, make_plan
 from tasks.registry import fetch_model, fetch_plan, register
 from tasks.sampling import sample
-from tasks.storage import finish_run, start_run, store, store_annotations, store_corpus
+from tasks.storage import finish_run, start_run, store_annotations, store_corpus, store_shard
 from tasks.training import fine_tune
 
 # falconer_core logs progress (fine-tuning epochs, LLM retries) at INFO; with
@@ -35,7 +35,7 @@ __all__ = [
     "register",
     "sample",
     "start_run",
-    "store",
     "store_annotations",
     "store_corpus",
+    "store_shard",
 ]

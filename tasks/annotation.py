@@ -9,13 +9,19 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
+from falconer_core.annotators import (
+    AnnotationSet,
+    AnnotatorChoice,
+    annotate_sample,
+    annotator_fingerprint,
+    build_annotator,
+    sample_rows,
+)
 from falconer_core.corpus import corpus_id
-from falconer_core.pipeline.annotation import AnnotationSet, annotate_sample, annotator_fingerprint, build_annotator, gold_rows
-from falconer_core.pipeline.config import AnnotatorChoice
-from falconer_core.pipeline.hashing import content_hash
-from falconer_core.pipeline.settings import Settings
+from falconer_core.hashing import content_hash
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample
+from falconer_core.settings import Settings
 from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
 
 
@@ -23,7 +29,7 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """The plan, the sampled texts and the annotator (its LLM, or the gold cells) determine the
     annotations."""
     plan: Plan = parameters["plan"]
-    rows = gold_rows(parameters["corpus"], parameters["sample"].ids)
+    rows = sample_rows(parameters["corpus"], parameters["sample"].ids)
     return content_hash(
         "annotate", plan.hash, corpus_id(rows[["id", "text"]]),
         annotator_fingerprint(parameters["annotator"], plan, rows),
@@ -38,7 +44,7 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 )
 def annotate(plan: Plan, corpus: pd.DataFrame, sample: AnnotationSample, annotator: AnnotatorChoice) -> AnnotationSet:
     """Run every step of the plan on the sampled texts with the annotator."""
-    rows = gold_rows(corpus, sample.ids)
+    rows = sample_rows(corpus, sample.ids)
     runner, client = build_annotator(annotator, plan, rows, cache_dir=Settings().llm_cache_dir)
     annotations = annotate_sample(
         plan, rows["id"], rows["text"], runner, annotator=annotator.identity(), client=client

@@ -8,10 +8,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
-from falconer_core.pipeline.annotation import AnnotationSet
-from falconer_core.pipeline.hashing import content_hash
-from falconer_core.pipeline.models import ModelSource
-from falconer_core.pipeline.scores import Evaluation, evaluate_model
+from falconer_core.annotators import AnnotationSet
+from falconer_core.evaluation import Evaluation, evaluate_model
+from falconer_core.hashing import content_hash
+from falconer_core.metamodel import ModelSource
 from tasks.policies import RESULTS
 
 

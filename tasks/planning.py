@@ -8,12 +8,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
-from falconer_core.llm import make_llm_client
-from falconer_core.pipeline.config import LLMChoice
-from falconer_core.pipeline.hashing import content_hash
-from falconer_core.pipeline.settings import Settings
-from falconer_core.plan import Plan
-from falconer_core.planner import plan_instruction
+from falconer_core.hashing import content_hash
+from falconer_core.llm import LLMChoice, make_llm_client
+from falconer_core.plan import Plan, plan_instruction
+from falconer_core.settings import Settings
 from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
 
 

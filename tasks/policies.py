@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from falconer_core.errors import LLMError
-from falconer_core.pipeline.settings import Settings
-from falconer_core.store import StoreError
+from falconer_core.errors import TransientError
+from falconer_core.settings import Settings
 
 
 class ResultsDir(type(Path())):  # the concrete PosixPath/WindowsPath class
@@ -42,13 +41,7 @@ RETRY_DELAYS = [2, 10, 30]
 def is_transient(exc: BaseException) -> bool:
     """A failure that may pass on its own: a dropped connection or timeout, an LLM endpoint that
     stayed down through the client's own retries, a store file another process holds."""
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, LLMError):
-        return "Gave up after" in str(exc)  # the client's wording for exhausted transient retries
-    if isinstance(exc, StoreError):
-        return str(exc).startswith("cannot open the store")  # locked by another process
-    return False
+    return isinstance(exc, (ConnectionError, TimeoutError, TransientError))
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

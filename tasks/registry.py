@@ -9,15 +9,14 @@ from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
-from falconer_core.pipeline import registration
-from falconer_core.pipeline.annotation import AnnotationSet
-from falconer_core.pipeline.finetune import Checkpoint
-from falconer_core.pipeline.hashing import content_hash
-from falconer_core.pipeline.models import ModelSource
-from falconer_core.pipeline.registration import Registration
-from falconer_core.pipeline.scores import Evaluation
-from falconer_core.pipeline.settings import Settings
+from falconer_core.annotators import AnnotationSet
+from falconer_core.evaluation import Evaluation
+from falconer_core.finetune import Checkpoint
+from falconer_core.hashing import content_hash
+from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
+from falconer_core.registry import Registration, Registry, register_checkpoint
+from falconer_core.settings import Settings
 from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
 
 
@@ -25,7 +24,7 @@ def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """One registered version per checkpoint, registry and model name: a re-run reuses it."""
     settings = Settings()
     return content_hash(
-        "register", parameters["checkpoint"].key, settings.mlflow_tracking_uri, settings.model_name,
+        "register", parameters["checkpoint"].key, settings.mlflow_tracking_uri, parameters["model_name"],
         parameters["corpus_id"], parameters["gate"],
     )
 
@@ -37,11 +36,13 @@ def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     persist_result=True, result_storage=RESULTS,
 )
 def register(
-    checkpoint: Checkpoint, annotations: AnnotationSet, evaluation: Evaluation, corpus_id: str, gate: dict[str, float]
+    checkpoint: Checkpoint, annotations: AnnotationSet, evaluation: Evaluation, corpus_id: str,
+    gate: dict[str, float], model_name: str,
 ) -> Registration:
     """Log the fine-tune to MLflow, register the checkpoint with its lineage tags, promote it."""
-    result = registration.register_checkpoint(
-        Settings(), checkpoint, annotations, evaluation, corpus_id=corpus_id, gate=gate, flow_run_id=flow_run.id
+    result = register_checkpoint(
+        Settings(), checkpoint, annotations, evaluation, model_name=model_name, corpus_id=corpus_id, gate=gate,
+        flow_run_id=flow_run.id,
     )
     verdict = "champion" if result.champion else "candidate only"
     get_run_logger().info("registered %s -> %s: %s", result.version, verdict, "; ".join(result.reasons))
@@ -51,12 +52,12 @@ def register(
 @task(name="fetch-model", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def fetch_model(ref: str) -> ModelSource:
     """Resolve a registered ref (`NAME`, `NAME@alias`, `NAME/N`) and download its checkpoint."""
-    source = registration.fetch_model(Settings(), ref)
+    source = Registry.from_settings().fetch(ref)
     get_run_logger().info("using %s (%s)", source.version, source.path)
     return source
 
 
 @task(name="fetch-plan", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def fetch_plan(version: str) -> Plan:
-    """The plan a registered version was trained on (its MLflow run's plan.yaml)."""
-    return registration.fetch_plan(Settings(), version)
+    """The plan a registered version was trained on."""
+    return Registry.from_settings().plan_of(version)

@@ -10,10 +10,10 @@ from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.corpus import corpus_id
-from falconer_core.pipeline.hashing import content_hash
-from falconer_core.pipeline.models import ModelSource, has_trained_head, open_metamodel
+from falconer_core.hashing import content_hash
+from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
-from falconer_core.sampling import AnnotationSample, SamplingSettings, sample_for_annotation
+from falconer_core.sampling import AnnotationSample, SamplingSettings, sample_corpus
 from tasks.policies import RESULTS
 
 
@@ -31,15 +31,8 @@ def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     persist_result=True, result_storage=RESULTS,
 )
 def sample(corpus: pd.DataFrame, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:
-    """Pick the texts to annotate, stratified by the scorer's zero-shot label scores when it has
-    a trained head (a checkpoint, or a tagging base such as Cuckoo), else at random."""
-    informative = bool(plan.label_steps) and has_trained_head(scorer)
-    picked = sample_for_annotation(
-        corpus["id"].tolist(), plan, texts=corpus["text"].tolist(),
-        scorer=open_metamodel(scorer) if informative else None, **settings.model_dump(),
-    )
-    logger = get_run_logger()
-    if plan.label_steps and not informative:
-        logger.info("%s has an untrained head, so its zero-shot scores would be noise: sampling at random", scorer.path)
-    logger.info(picked.summary.describe())
+    """Pick the texts to annotate, stratified by the scorer's zero-shot label scores when it can
+    score (see `sample_corpus`), else at random."""
+    picked = sample_corpus(corpus["id"], corpus["text"], plan, settings, scorer)
+    get_run_logger().info(picked.summary.describe())
     return picked

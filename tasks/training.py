@@ -8,12 +8,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
-from falconer_core.metamodel import TrainingSettings
-from falconer_core.pipeline.annotation import AnnotationSet
-from falconer_core.pipeline.config import HoldoutSettings
-from falconer_core.pipeline.finetune import Checkpoint, fine_tune_checkpoint, fine_tune_key
-from falconer_core.pipeline.models import ModelSource
-from falconer_core.pipeline.settings import Settings
+from falconer_core.annotators import AnnotationSet
+from falconer_core.finetune import Checkpoint, HoldoutSettings, fine_tune_checkpoint, fine_tune_key
+from falconer_core.metamodel import ModelSource, TrainingSettings
+from falconer_core.settings import Settings
 from tasks.policies import RESULTS
 
 
@@ -35,10 +33,10 @@ def fine_tune(
     """Fine-tune from `start` on the training side of the annotations; returns the checkpoint
     folder (never the model itself, which would not belong in a cached result)."""
     checkpoint = fine_tune_checkpoint(annotations, start, training, holdout, Settings().checkpoints_dir.resolve())
-    report = checkpoint.report
+    summary = checkpoint.summary
     get_run_logger().info(
         "fine-tuned %s on %d examples (%d texts) in %.1f s: %d epochs, kept %d, dev %s -> %s",
-        start.identity, checkpoint.n_examples, len(checkpoint.train_ids), report["seconds"],
-        report["epochs_run"], report["best_epoch"], report["best_dev_score"], checkpoint.path,
+        start.identity, checkpoint.n_examples, len(checkpoint.train_ids), summary["seconds"],
+        summary["epochs_run"], summary["best_epoch"], summary["best_dev_score"], checkpoint.path,
     )
     return checkpoint

@@ -31,7 +31,7 @@ def make_tiny_encoder(folder: Path, id2label: dict[int, str] | None = None) -> P
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
-    from falconer_core.metamodel.model import default_base_path
+    from falconer_core.metamodel.source import default_base_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_base_path())
     labels = id2label or {0: "LABEL_0", 1: "LABEL_1"}

@@ -7,12 +7,23 @@ import json
 import pytest
 
 from falconer_core.annotators import GoldAnnotator, LLMAnnotator, ground_spans
-from falconer_core.errors import CorpusError
+from falconer_core.annotators.annotation import annotate_sample, annotation_rows, build_annotator
+from falconer_core.annotators.choice import AnnotatorChoice
+from falconer_core.corpus import corpus_from_frame
+from falconer_core.errors import ConfigError, CorpusError
 from falconer_core.execution import execute_plan
 from falconer_core.llm import LLMSettings, OpenAIClient
+from falconer_core.llm.choice import LLMChoice
 from falconer_core.plan import Plan
-from falconer_core.types import LabelResult, Runner, Span
+from falconer_core.store import Store
+from falconer_core.types import (
+    LabelResult,
+    Runner,
+    Span,
+)
+from tests import talks as tk
 from tests.llm_server import ScriptedLLMServer, answer
+from tests.mining_corpus import PLAN, tweets
 
 # --- grounding ---------------------------------------------------------------------------------
 
@@ -225,3 +236,53 @@ def test_gold_from_a_dataframe_with_renamed_columns():
     frame["is_spam"] = frame["label"] == "spam"
     gold = GoldAnnotator.from_records(frame, plan, text_field="msg", columns={"spam": "is_spam"})
     assert [r.value for r in gold.get_label(TEXTS, "Is it spam?")] == [True, False, True]
+
+
+@pytest.fixture
+def talks():
+    return tk.annotated_talks()
+
+
+
+def test_annotation_set_hash_follows_the_answers(talks):
+    again = annotate_sample(tk.TALKS, ["a", "b", "c"], tk.TEXTS, tk.RuleRunner(), annotator="someone else")
+    assert again.hash == talks.hash  # same texts, same answers: same set, whoever answered
+
+    class Contrarian(tk.RuleRunner):
+        def get_label(self, texts, instruction):
+            return [LabelResult("science" not in t, 0.9) for t in texts]
+
+    assert annotate_sample(tk.TALKS, ["a", "b", "c"], tk.TEXTS, Contrarian(), annotator="rules").hash != talks.hash
+
+
+def test_annotation_rows_fit_the_store(talks, tmp_path):
+    rows = annotation_rows(talks)
+    assert set(rows["step"]) == {"is_science", "speaker", "profession@9-18"}
+    negative = rows[(rows["text_id"] == "c") & (rows["step"] == "speaker")]
+    assert len(negative) == 1 and negative["span_text"].isna().all()
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.record_annotations(talks.hash, rows, plan_hash=tk.TALKS.hash, annotator="rules") == len(rows)
+
+
+def test_choices_take_names_and_never_a_key(monkeypatch):
+    assert AnnotatorChoice.model_validate("openai").name == "openai"
+    assert AnnotatorChoice().identity() == "human"
+    with pytest.raises(ValueError):
+        AnnotatorChoice.model_validate({"name": "openai", "api_key": "sk-x"})
+    with pytest.raises(ValueError):
+        LLMChoice.model_validate({"backend": "openai", "api_key": "sk-x"})
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-shown-0123456789abcdef")
+    choice = LLMChoice(backend="openai", model="gpt-4.1-mini", base_url="http://localhost:8000/v1")
+    assert choice.identity() == "openai:gpt-4.1-mini"
+    assert "sk-never" not in choice.model_dump_json() + choice.cache_identity()
+    assert choice.llm_settings().api_key.get_secret_value().startswith("sk-never")
+
+
+def test_gold_annotator_needs_a_column_per_step():
+    frame = corpus_from_frame(tweets(20), "text", "tweet_id")
+    plan = Plan.from_dict(PLAN)
+    with pytest.raises(ConfigError, match="missing"):
+        build_annotator(AnnotatorChoice(), plan, frame.drop(columns=["people"]))
+    renamed = frame.rename(columns={"people": "persons"})
+    runner, client = build_annotator(AnnotatorChoice(columns={"people": "persons"}), plan, renamed)
+    assert client is None and runner.get_label([frame["text"][0]], plan.steps[0].instruction)[0].value

@@ -288,14 +288,14 @@ class TestMinedEndToEnd:
     def test_lineage_prints_a_retuned_chain(self, mined, monkeypatch, tmp_path, tiny_encoder_path):
         """A child version registered on top of the mined one prints above it, then the base."""
         from falconer_core.metamodel import Metamodel
-        from falconer_core.pipeline.registration import open_registry
-        from falconer_core.pipeline.settings import Settings
         from falconer_core.plan import Plan
+        from falconer_core.registry import Registry
+        from falconer_core.settings import Settings
 
         home, _, _ = mined
         monkeypatch.setenv("FALCONER_HOME", str(home))
         checkpoint = Metamodel.from_base(str(tiny_encoder_path)).save(tmp_path / "child")
-        child = open_registry(Settings()).log_fine_tune(
+        child = Registry.from_settings(Settings()).log_fine_tune(
             checkpoint, model_name="falconer-metamodel", parent="falconer-metamodel/1", base_model=None,
             plan=Plan.load(DEMO_PLAN), annotation_set_hash="child-set", n_annotations=7, annotator="human",
             corpus_id="c-child", settings={"epochs": 1}, metrics={"mean_f1": 0.5},

@@ -1,17 +1,17 @@
 """Metrics on small cases whose counts were worked out by hand."""
 
+
 import pytest
 
 from falconer_core.errors import ConfigError
-from falconer_core.evaluation import (
-    covered_words,
-    exact_span_prf,
-    label_metrics,
-    prf,
-    word_f1,
-    word_offsets,
+from falconer_core.evaluation.metrics import covered_words, exact_span_prf, label_metrics, prf, word_f1, word_offsets
+from falconer_core.evaluation.scoring import score_runner
+from falconer_core.finetune.examples import step_examples
+from falconer_core.types import (
+    LabelResult,
+    Span,
 )
-from falconer_core.types import LabelResult, Span
+from tests import talks as tk
 
 
 def span(text: str, part: str, occurrence: int = 0) -> Span:
@@ -145,3 +145,23 @@ def test_prf_from_counts():
         "fp": 1,
         "fn": 2,
     }
+
+
+@pytest.fixture
+def talks():
+    return tk.annotated_talks()
+
+
+
+def test_score_runner_per_step(talks):
+    examples = step_examples(talks)
+    ops = {s.name: s.op for s in tk.TALKS.steps}
+    perfect = score_runner(tk.RuleRunner(), examples, ops, predictor="rules", reference="rules")
+    assert [(s.step, s.f1) for s in perfect] == [("is_science", 1.0), ("speaker", 1.0), ("profession", 1.0)]
+
+    class Mute(tk.RuleRunner):
+        def get_span(self, texts, instruction):
+            return [[] for _ in texts]
+
+    mute = {s.step: s for s in score_runner(Mute(), examples, ops, predictor="mute", reference="rules")}
+    assert mute["speaker"].f1 == 0.0 and mute["is_science"].accuracy == 1.0 and mute["profession"].n == 1

@@ -7,12 +7,17 @@ import json
 import re
 from collections.abc import Sequence
 
+import pandas as pd
 import pytest
 
-from falconer_core.errors import CorpusError, ModelError
+from falconer_core.errors import CorpusError, ModelError, PlanError
 from falconer_core.execution import LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
+from falconer_core.execution.outputs import FILTER_FIELD, output_rows
+from falconer_core.execution.shards import execution_run_id, pending_shards
 from falconer_core.plan import Plan
+from falconer_core.store import Store
 from falconer_core.types import Instructions, LabelResult, Runner, Span, per_text_instructions
+from tests import talks as tk
 
 
 class KeywordRunner:
@@ -264,3 +269,39 @@ def test_progress_callback_and_bar(capsys: pytest.CaptureFixture[str]) -> None:
     assert seen == [("is_health", 1, 4), ("is_brain", 2, 4), ("speaker", 3, 4), ("profession", 4, 4)]
     execute_plan(plan, TALKS, KeywordRunner(), progress=True)
     assert "execute plan" in capsys.readouterr().err
+
+
+@pytest.fixture
+def talks():
+    return tk.annotated_talks()
+
+
+
+def test_output_rows_account_for_every_text(talks, tmp_path):
+    rows = output_rows(talks.records, tk.TALKS, "falconer-metamodel/3")
+    verdicts = rows[rows["field"] == FILTER_FIELD]
+    assert verdicts["text_id"].tolist() == ["a", "b", "c"] and verdicts["value"].tolist() == [True, False, True]
+    speaker = rows[(rows["field"] == "speaker")]
+    assert speaker["value"].iloc[0] == "Ada Byron" and pd.isna(speaker["value"].iloc[1])  # c: no speaker, one empty row
+    assert (speaker["span_start"].iloc[0], speaker["span_end"].iloc[0]) == (9, 18)
+    (job,) = rows[rows["field"] == "profession"].itertuples()
+    assert (job.value, job.step, tk.TEXTS[0][job.span_start : job.span_end]) == ("mathematician", "profession@9-18", "mathematician")
+    assert set(rows["model_version"]) == {"falconer-metamodel/3"} and set(rows["plan_hash"]) == {tk.TALKS.hash}
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.write_outputs("run", 0, rows) == len(rows)
+        assert store.write_outputs("run", 0, rows) == len(rows)  # idempotent
+        assert len(store.outputs("run")) == len(rows)
+
+
+def test_output_field_named_like_the_filter_row_is_refused():
+    plan = Plan.from_dict({"steps": [{"name": "x", "op": "label", "instruction": "X?"}], "outputs": [{"name": "_filter", "step": "x"}]})
+    with pytest.raises(PlanError, match="reserved"):
+        output_rows([], plan, "m/1")
+
+
+def test_shards_and_run_ids():
+    assert [(s.start, s.end) for s in pending_shards(45, 20, [])] == [(0, 20), (20, 40), (40, 45)]
+    assert [s.index for s in pending_shards(45, 20, [0, 2])] == [1]
+    run = execution_run_id("m/1", tk.TALKS, "corpus", 20)
+    assert run == execution_run_id("m/1", tk.TALKS, "corpus", 20) != execution_run_id("m/2", tk.TALKS, "corpus", 20)
+    assert run != execution_run_id("m/1", tk.TALKS, "corpus", 10)

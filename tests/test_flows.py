@@ -10,10 +10,13 @@ from uuid import UUID
 
 import pytest
 
+from falconer_core.corpus.source import CorpusSource
+from falconer_core.execution.outputs import FILTER_FIELD
+from falconer_core.execution.shards import ExecutionSettings
+from falconer_core.llm.choice import LLMChoice
 from falconer_core.metamodel import TrainingSettings
-from falconer_core.pipeline import FILTER_FIELD, Settings
-from falconer_core.pipeline.config import CorpusSource, ExecutionSettings, LLMChoice
 from falconer_core.sampling import SamplingSettings
+from falconer_core.settings import Settings
 from falconer_core.store import Store
 from tests.llm_server import ScriptedLLMServer, answer
 from tests.mining_corpus import INSTRUCTION, PLAN, tweets
@@ -181,12 +184,12 @@ def test_rerun_is_served_from_the_cache(mined, mine_args, planner):
 
 
 def test_registered_version_carries_every_lineage_tag(mined):
-    from falconer_core.pipeline.registration import open_registry
+    from falconer_core.registry import Registry
     from falconer_core.registry import tags as T
 
     flow_run_id, result = mined
     incubation = result.incubation
-    registry = open_registry(Settings())
+    registry = Registry.from_settings(Settings())
     ref = registry.resolve(incubation.model_version)
     found = registry.client.get_model_version(ref.name, str(ref.version)).tags
     assert set(T.LINEAGE_TAGS) <= set(found)
@@ -252,25 +255,25 @@ def test_a_wrong_input_is_not_retried(mine_args, monkeypatch):
 
 
 def test_execution_resumes_after_a_failed_shard_without_loss_or_duplicates(mined, corpus, monkeypatch):
-    import falconer_core.pipeline.shards as shards
+    import falconer_core.execution as execution
     from flows import execute
 
     version = mined[1].incubation.model_version
-    real = shards.execute_shard
+    real = execution.execute_shard
 
     def failing_on_shard_2(model, plan, frame, shard, **kwargs):
         if shard.index == 2:
             raise RuntimeError("worker lost while executing shard 2")
         return real(model, plan, frame, shard, **kwargs)
 
-    monkeypatch.setattr(shards, "execute_shard", failing_on_shard_2)
+    monkeypatch.setattr(execution, "execute_shard", failing_on_shard_2)
     settings = ExecutionSettings(shard_size=20)
     failed = execute(version, corpus, execution=settings, return_state=True)
     assert failed.is_failed()
     with Store(Settings().store_path) as store:
         (run,) = store.runs("execute").query("status == 'failed'")["run_id"]
         assert store.completed_shards(run) == [0, 1]
-    monkeypatch.setattr(shards, "execute_shard", real)
+    monkeypatch.setattr(execution, "execute_shard", real)
 
     resumed = execute(version, corpus, execution=settings)  # the plan comes from the registry
     assert resumed.shards == 8 and resumed.shards_run == 6  # shards 0 and 1 were committed before
@@ -282,11 +285,11 @@ def test_execution_resumes_after_a_failed_shard_without_loss_or_duplicates(mined
 
 
 def test_retune_continues_from_the_champion(mined, mine_args):
-    from falconer_core.pipeline.registration import open_registry
+    from falconer_core.registry import Registry
     from falconer_core.registry import tags as T
     from flows import retune
 
-    registry = open_registry(Settings())
+    registry = Registry.from_settings(Settings())
     parent = str(registry.resolve(f"{Settings().model_name}@champion"))
     args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
     result = retune(**args, plan=mined[1].incubation.plan)
@@ -326,12 +329,14 @@ def test_evaluate_scores_a_registered_model_against_human_labels(mined, corpus):
 
 
 def test_only_transient_failures_are_retried():
-    from falconer_core.errors import CorpusError, LLMError
-    from falconer_core.store import StoreError
+    from falconer_core.errors import CorpusError, LLMError, StoreBusyError, StoreError, TransientLLMError
     from tasks.policies import is_transient
 
     assert is_transient(ConnectionError("reset")) and is_transient(TimeoutError())
-    assert is_transient(LLMError("LLM call to x failed: APITimeoutError. Gave up after 5 attempts."))
-    assert is_transient(StoreError("cannot open the store x.duckdb: lock held"))
+    assert is_transient(TransientLLMError("endpoint down"))
+    assert is_transient(StoreBusyError("lock held"))
+    # decided by type: the same words in a permanent error do not make it transient
+    assert not is_transient(LLMError("Gave up after 5 attempts"))
+    assert not is_transient(StoreError("cannot open the store x.duckdb"))
     assert not is_transient(LLMError("gave no usable JSON in 3 attempts"))
     assert not is_transient(CorpusError("no gold label")) and not is_transient(ValueError("bug"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from falconer_core.errors import LLMError
+from falconer_core.errors import LLMError, TransientLLMError
 from falconer_core.llm import (
     JSONRequest,
     LLMSettings,
@@ -89,7 +89,7 @@ def test_server_error_then_success(server):
 def test_exhausted_retries_raise_llm_error(server):
     server.push(*[error(503, "overloaded")] * 4)
     client = make_client(server, max_retries=3)
-    with pytest.raises(LLMError, match="4 attempts"):
+    with pytest.raises(TransientLLMError, match="4 attempts"):
         client.complete_json(MESSAGES, SCHEMA)
     assert server.calls == 4
 
@@ -97,9 +97,10 @@ def test_exhausted_retries_raise_llm_error(server):
 def test_client_error_is_not_retried(server):
     server.push(error(401, "bad key"))
     client = make_client(server)
-    with pytest.raises(LLMError, match="OPENAI_API_KEY"):
+    with pytest.raises(LLMError, match="OPENAI_API_KEY") as failure:
         client.complete_json(MESSAGES, SCHEMA)
     assert server.calls == 1
+    assert not isinstance(failure.value, TransientLLMError)  # a bad key does not pass on its own
 
 
 def test_malformed_json_then_valid(server):

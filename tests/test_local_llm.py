@@ -12,9 +12,9 @@ from falconer_core.annotators import LLMAnnotator
 from falconer_core.errors import LLMError, PlanError
 from falconer_core.llm import LLMSettings, LocalLLM
 from falconer_core.llm.guided import guided_fields
-from falconer_core.llm.local import DEFAULT_GGUF, _MODELS, _opening, smollm2_folder
+from falconer_core.llm.local import _MODELS, DEFAULT_GGUF, _opening, smollm2_folder
 from falconer_core.plan import PLAN_JSON_SCHEMA, Plan
-from falconer_core.planner import plan_instruction
+from falconer_core.plan.planner import plan_instruction
 
 
 def test_weights_are_found_without_importing_the_package():
@@ -30,7 +30,7 @@ def test_construction_loads_nothing():
 
 
 def test_importing_the_llm_package_is_light():
-    code = "import sys, falconer_core.llm, falconer_core.annotators, falconer_core.planner; " \
+    code = "import sys, falconer_core.llm, falconer_core.annotators, falconer_core.plan.planner; " \
            "print(sorted(m for m in ('openai', 'transformers', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

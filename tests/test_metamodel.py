@@ -11,6 +11,7 @@ from falconer_core import ConfigError, LabelExample, ModelError, Span, SpanExamp
 from falconer_core.metamodel import Metamodel
 from falconer_core.metamodel.decoding import merge_word_probs, spans_from_word_probs
 from falconer_core.metamodel.prompt import B, I, O, PromptFormat
+from falconer_core.metamodel.source import ModelSource
 from tests.conftest import make_tiny_encoder
 
 TEXTS = [
@@ -176,11 +177,11 @@ def test_fine_tune_learns_a_toy_task_from_chance(tmp_path):
     model = Metamodel.from_base()
     train, test = _toy_examples(60, seed=1), _toy_examples(40, seed=2)
     f1_before, acc_before = _score(model, test)
-    report = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, min_dev_examples=10, progress=False)
+    summary = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, min_dev_examples=10, progress=False)
     f1_after, acc_after = _score(model, test)
     assert f1_before < 0.5 and acc_before < 0.75
-    assert f1_after > 0.9 and acc_after > 0.9, (f1_after, acc_after, report)
-    assert report.n_dev > 0 and report.best_epoch >= 1
+    assert f1_after > 0.9 and acc_after > 0.9, (f1_after, acc_after, summary)
+    assert summary.n_dev > 0 and summary.best_epoch >= 1
 
     # the animal is found past token 512: the tail of a long text is not dropped
     long_text = " ".join(["the old road was quiet today"] * 110) + " near the zebra"
@@ -214,7 +215,8 @@ def test_fine_tune_rejects_bad_examples(tiny):
 
 
 def test_epoch_budget_obeys_explicit_epochs_and_stretches_small_data():
-    from falconer_core.metamodel.training import DEFAULT_EPOCHS, TrainingSettings, epoch_budget
+    from falconer_core.metamodel.settings import DEFAULT_EPOCHS, TrainingSettings
+    from falconer_core.metamodel.training import epoch_budget
 
     assert epoch_budget(TrainingSettings(epochs=2), steps_per_epoch=4) == (2, 2)
     # 64 examples at batch 16: 4 steps an epoch, so 200 steps need 50 epochs, all before stopping
@@ -225,8 +227,8 @@ def test_epoch_budget_obeys_explicit_epochs_and_stretches_small_data():
 
 def test_small_sets_train_without_a_dev_split_that_would_be_noise(tiny_encoder_path):
     model = Metamodel.from_base(str(tiny_encoder_path))
-    report = model.fine_tune(_toy_examples(30, seed=5), epochs=1, progress=False)  # 60 examples: dev of 6
-    assert report.n_dev == 0 and report.n_train == 60
+    summary = model.fine_tune(_toy_examples(30, seed=5), epochs=1, progress=False)  # 60 examples: dev of 6
+    assert summary.n_dev == 0 and summary.n_train == 60
 
 
 def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_path):
@@ -317,3 +319,13 @@ def test_shape_embedding_is_saved_loaded_and_required(tiny_encoder_path, tmp_pat
     plain.save(tmp_path / "plain")
     assert not (tmp_path / "plain" / "shape_embedding.safetensors").exists()
     assert Metamodel.load(tmp_path / "plain").shape_embedding is None
+
+
+def test_only_models_with_a_trained_head_score_zero_shot(tiny_encoder_path, tmp_path):
+    from falconer_core.metamodel.source import has_trained_head
+    from tests.conftest import make_tiny_encoder
+
+    assert not has_trained_head(ModelSource.base(str(tiny_encoder_path)))
+    tagging = make_tiny_encoder(tmp_path / "bio", id2label={0: "O", 1: "B", 2: "I"})
+    assert has_trained_head(ModelSource.base(str(tagging)))
+    assert has_trained_head(ModelSource(path=str(tmp_path), base_model="x", checkpoint=True))

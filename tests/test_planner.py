@@ -9,7 +9,7 @@ import pytest
 from falconer_core.errors import ConfigError, LLMError, PlanError
 from falconer_core.llm import LLMSettings, OpenAIClient
 from falconer_core.plan import PLAN_JSON_SCHEMA, Plan
-from falconer_core.planner import DEFAULT_EXAMPLES, plan_instruction, planning_messages
+from falconer_core.plan.planner import DEFAULT_EXAMPLES, plan_instruction, planning_messages
 from tests.llm_server import ScriptedLLMServer, answer, completion
 
 INSTRUCTION = "Find tweets that mention a football club and extract the club names."

@@ -19,7 +19,7 @@ import pytest
 
 import falconer_core.registry as registry_pkg
 from falconer_core.errors import ConfigError, ModelError
-from falconer_core.metamodel import Metamodel, TrainingReport, TrainingSettings
+from falconer_core.metamodel import Metamodel, TrainingSettings, TrainingSummary
 from falconer_core.plan import Plan
 from falconer_core.registry import (
     ModelVersionRef,
@@ -74,12 +74,12 @@ def registry(tmp_path, migrated_db) -> Registry:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tiny_encoder_path) -> tuple[Path, dict]:
-    """A tiny metamodel after a real one-epoch fine-tune, saved, with its training report."""
+    """A tiny metamodel after a real one-epoch fine-tune, saved, with its training summary."""
     model = Metamodel.from_base(str(tiny_encoder_path))
     examples = [SpanExample("Ada met Alan in Paris.", "Extract the people mentioned", [])] * 4
-    report = model.fine_tune(examples, epochs=1, batch_size=4, progress=False)
+    summary = model.fine_tune(examples, epochs=1, batch_size=4, progress=False)
     folder = model.save(tmp_path_factory.mktemp("ckpt") / "metamodel")
-    return folder, asdict(report)
+    return folder, asdict(summary)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def log(reg: Registry, folder: Path, parent=None, *, f1=0.8, n=64, annotator="hu
         corpus_id="btc-demo",
         settings=SETTINGS,
         metrics={"f1": f1, "accuracy": 0.9},
-        report=None,
+        summary=None,
         flow_run_id=f"flow-{n}",
     )
     kwargs.update(extra)
@@ -111,11 +111,11 @@ def log(reg: Registry, folder: Path, parent=None, *, f1=0.8, n=64, annotator="hu
 @pytest.fixture(scope="module")
 def retuned(tmp_path_factory, migrated_db, checkpoint):
     """A base fine-tune and two continual retunes, each from the one before."""
-    folder, report = checkpoint
+    folder, summary = checkpoint
     annotations = tmp_path_factory.mktemp("ann") / "annotations.jsonl"
     annotations.write_text('{"text_id": "t1", "step": "person", "span_text": "Ada"}\n')
     reg = new_registry(tmp_path_factory.mktemp("lineage"), migrated_db)
-    v1 = log(reg, folder, None, f1=0.61, n=64, report=report, annotations_path=annotations)
+    v1 = log(reg, folder, None, f1=0.61, n=64, summary=summary, annotations_path=annotations)
     v2 = log(reg, folder, "tweets/1", f1=0.72, n=128, annotator="gpt-4o-mini")
     v3 = log(reg, folder, "tweets@latest", f1=0.75, n=256, annotator="gpt-4o-mini")
     return reg, [v1, v2, v3]
@@ -159,7 +159,7 @@ def test_every_fine_tune_is_a_run_and_a_version_tagged_with_its_lineage(retuned)
     assert first.data.metrics["f1"] == 0.61
     assert "train.best_epoch" in first.data.metrics
     artifacts = {a.path for a in reg.client.list_artifacts(refs[0].run_id)}
-    assert artifacts == {"checkpoint", "plan.yaml", "training_report.json", "annotations"}
+    assert artifacts == {"checkpoint", "plan.yaml", "training_summary.json", "annotations"}
     checkpoint_files = {Path(a.path).name for a in reg.client.list_artifacts(refs[0].run_id, "checkpoint")}
     assert {"falconer.json", "config.json", "model.safetensors"} <= checkpoint_files
     # artifacts land in the registry's own folder, not ./mlruns
@@ -183,18 +183,18 @@ def test_log_fine_tune_fails_fast_on_bad_input(registry, checkpoint, tmp_path):
 
 
 def test_typed_inputs_are_accepted_and_base_model_read_from_the_checkpoint(registry, checkpoint):
-    folder, report = checkpoint
+    folder, summary = checkpoint
     ref = log(
         registry,
         folder,
         plan=PLAN.to_yaml(),
         base_model=None,
         settings=TrainingSettings(epochs=2),
-        report=TrainingReport(**report),
+        summary=TrainingSummary(**summary),
     )
     run = registry.client.get_run(ref.run_id)
     assert run.data.params["epochs"] == "2" and run.data.params["patience"] == "3"
-    assert len(registry.client.get_metric_history(ref.run_id, "train.train_loss")) == len(report["train_loss"])
+    assert len(registry.client.get_metric_history(ref.run_id, "train.train_loss")) == len(summary["train_loss"])
     tags = registry.client.get_model_version("tweets", str(ref.version)).tags
     assert tags[T.PLAN_HASH] == PLAN.hash
     assert tags[T.BASE_MODEL] == json.loads((folder / "falconer.json").read_text())["base_model"]
@@ -354,7 +354,7 @@ def test_an_api_key_never_reaches_the_database_or_the_artifacts(registry, checkp
     secret = "sk-proj-TESTSECRET0123456789abcdefXYZ"
     literal = "sk-ant-LITERALKEY0123456789abcdef"  # key-shaped, not in the environment
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    folder, report = checkpoint
+    folder, summary = checkpoint
     settings = {
         **SETTINGS,
         "api_key": secret,
@@ -366,7 +366,7 @@ def test_an_api_key_never_reaches_the_database_or_the_artifacts(registry, checkp
         registry,
         folder,
         settings=settings,
-        report={**report, "api_key": secret, "comment": f"key={secret}"},
+        summary={**summary, "api_key": secret, "comment": f"key={secret}"},
         annotator=f"gpt-4o-mini ({secret})",
         annotations_path=annotations,
     )
@@ -450,12 +450,16 @@ def test_public_api_is_pinned():
         "CANDIDATE",
         "CHAMPION",
         "DEFAULT_EXPERIMENT",
-        "DEFAULT_HOME",
+        "DEFAULT_GATE",
         "ModelVersionRef",
+        "PLAN_ARTIFACT",
         "PromotionDecision",
+        "Registration",
         "Registry",
         "RegistryError",
+        "SUMMARY_ARTIFACT",
         "check_gate",
         "parse_ref",
+        "register_checkpoint",
         "render_lineage",
     ]

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from falconer_core.corpus import corpus_from_frame, corpus_id
-from falconer_core.errors import ConfigError
-from falconer_core.store import DEFAULT_STORE_PATH, Store, StoreError
+from falconer_core.errors import ConfigError, StoreError
+from falconer_core.settings import Settings
+from falconer_core.store import Store
 
 N_TEXTS = 11
 SHARD_SIZE = 3
@@ -66,7 +67,7 @@ def assert_exactly_the_corpus(outputs: pd.DataFrame, corpus: pd.DataFrame) -> No
 def test_default_path_creates_parent(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with Store() as s:
-        assert s.path == DEFAULT_STORE_PATH
+        assert s.path == Settings().store_path == Path(".falconer") / "falconer.duckdb"
     assert (tmp_path / ".falconer" / "falconer.duckdb").is_file()
 
 
@@ -83,10 +84,11 @@ def test_second_process_gets_a_clear_error(tmp_path):
     path = tmp_path / "s.duckdb"
     script = textwrap.dedent(
         f"""
-        from falconer_core.store import Store, StoreError
+        from falconer_core.errors import StoreBusyError
+        from falconer_core.store import Store
         try:
             Store({str(path)!r})
-        except StoreError as exc:
+        except StoreBusyError as exc:
             print(exc)
         """
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from falconer_core.llm.base import JSONClient, JSONRequest
 from falconer_core.llm.cache import ResponseCache, cache_key
+from falconer_core.llm.choice import LLMChoice
 from falconer_core.llm.client import OpenAIClient
 from falconer_core.llm.jsontext import extract_json
 from falconer_core.llm.local import LocalLLM
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_PRICES",
     "JSONClient",
     "JSONRequest",
+    "LLMChoice",
     "LLMSettings",
     "LocalLLM",
     "ModelPrice",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from falconer_core.errors import ConfigError, LLMError
+from falconer_core.errors import ConfigError, LLMError, TransientLLMError
 from falconer_core.llm.base import CachedJSONClient, JSONRequest, Reply, log, with_schema_instruction
 from falconer_core.llm.settings import LLMSettings, StructuredOutput
 
@@ -177,7 +177,8 @@ class OpenAIClient(CachedJSONClient):
             hint = f" Gave up after {self.settings.max_retries + 1} attempts.{hint}"
         where = self.settings.base_url or "api.openai.com"
         text = f"LLM call to {where} ({self.model}) failed: {type(exc).__name__}: {exc}.{hint}"
-        return LLMError(self._scrub(text))
+        kind = TransientLLMError if _is_transient(exc) else LLMError
+        return kind(self._scrub(text))
 
     def _generate(self, messages: list[dict[str, str]], schema: Mapping[str, Any] | None,
                   schema_name: str, attempt: int) -> Reply:

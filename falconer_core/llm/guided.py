@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 
-
 def _field_kind(schema: Mapping[str, Any]) -> str | None:
     if "enum" in schema and all(isinstance(v, str) for v in schema["enum"]):
         return "enum"
@@ -80,7 +79,6 @@ class GuidedDecoder:
     def _string(self, text: str) -> str:
         """Generate a JSON string's content after an opening quote, up to the closing one."""
         import torch
-
         from transformers import StoppingCriteriaList
 
         inputs = torch.tensor([self._ids(text)], device=self.device)

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from falconer_core.settings import Settings
+
 StructuredOutput = Literal["auto", "json_schema", "json_object", "prompt"]
 
 
@@ -70,8 +72,9 @@ class LLMSettings(BaseSettings):
         "(json_schema first, falling back when the server rejects it).",
     )
     cache_dir: Path | None = Field(
-        Path(".falconer/llm-cache"),
-        description="Folder of cached responses so a re-run makes no call; None disables it.",
+        default_factory=lambda: Settings().llm_cache_dir,
+        description="Folder of cached responses so a re-run makes no call (default: the Falconer "
+        "home's llm-cache); None disables it.",
     )
     prices: dict[str, ModelPrice] = Field(
         default_factory=dict,

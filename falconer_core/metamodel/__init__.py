@@ -1,6 +1,21 @@
-"""The metamodel: one instruction-following encoder for `get_label` and `get_span`."""
+"""The metamodel: one instruction-following encoder for `get_label` and `get_span`.
 
-from falconer_core.metamodel.model import Metamodel
-from falconer_core.metamodel.training import TrainingReport, TrainingSettings
+`Metamodel` (torch, transformers) loads when first named; settings and model sources do not
+need it, so flows and tasks can import this package without the model stack.
+"""
 
-__all__ = ["Metamodel", "TrainingReport", "TrainingSettings"]
+from importlib import import_module
+
+from falconer_core.metamodel.settings import TrainingSettings, TrainingSummary
+from falconer_core.metamodel.source import DEFAULT_BASE, ModelSource, has_trained_head, open_metamodel
+
+_LAZY = {"Metamodel": "falconer_core.metamodel.model"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'falconer_core.metamodel' has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_BASE", "Metamodel", "ModelSource", "TrainingSettings", "TrainingSummary", "has_trained_head", "open_metamodel"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from falconer_core.metamodel.prompt import B, I, O, EncodedText, Window
+from falconer_core.metamodel.prompt import B, EncodedText, I, O, Window
 from falconer_core.types import LabelResult, Span
 
 

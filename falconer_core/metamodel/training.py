@@ -6,77 +6,21 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from falconer_core.errors import ConfigError
-from falconer_core.metamodel.prompt import B, I, IGNORE, O, Window, word_tags
+from falconer_core.metamodel.batching import collate
+from falconer_core.metamodel.prompt import IGNORE, B, I, O, Window, word_tags
+from falconer_core.metamodel.settings import DEFAULT_EPOCHS, TrainingSettings, TrainingSummary
 from falconer_core.types import Example, LabelExample, SpanExample
 
 log = logging.getLogger("falconer_core.metamodel")
 
 
-#: Most epochs when `TrainingSettings.epochs` is unset and `min_steps` needs fewer.
-DEFAULT_EPOCHS = 20
-
-
-class TrainingSettings(BaseModel):
-    """How to fine-tune; recorded in the checkpoint and in MLflow."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    epochs: int | None = Field(
-        None, ge=1, description="Most epochs to run; None runs up to 20, or more when `min_steps` needs them. "
-        "Early stopping usually ends sooner.",
-    )
-    learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
-    shape_lr_scale: float = Field(
-        10.0, gt=0, description="Learning-rate multiplier for the shape (casing) embedding, which starts at zero.",
-    )
-    batch_size: int = Field(16, ge=1, description="Windows per optimisation step.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
-    dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of examples held out to pick the best epoch.")
-    min_dev_examples: int = Field(
-        20, ge=1, description="Smallest dev split worth early stopping on; below it, train without one."
-    )
-    patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
-    min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
-    min_steps: int = Field(
-        200, ge=0, description="With `epochs` unset: optimiser steps to run before early stopping may end "
-        "training, adding epochs on small data (64 examples are 4 steps an epoch).",
-    )
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
-    subtoken_labels: bool = Field(
-        True, description="Also supervise a word's later sub-tokens (I inside a span, else O), not just its first."
-    )
-    calibrate_threshold: bool = Field(
-        True, description="Pick the span threshold that maximises word-level F1 on the dev split (needs one)."
-    )
-    progress: bool = Field(True, description="Show a progress bar.")
-
-
-@dataclass
-class TrainingReport:
-    """What a fine-tune did: sizes, the dev score per epoch, the epoch kept, and its cost."""
-
-    n_train: int
-    n_dev: int
-    epochs_run: int = 0
-    best_epoch: int = 0
-    best_dev_score: float | None = None
-    dev_scores: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    span_threshold: float | None = None
-
-
-def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingReport:
-    """Run the fine-tune in place on `metamodel` and return its report."""
+def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingSummary:
+    """Run the fine-tune in place on `metamodel` and return its summary."""
     if not examples:
         raise ConfigError("fine_tune needs at least one example")
     bad = [e for e in examples if not isinstance(e, (LabelExample, SpanExample))]
@@ -93,7 +37,7 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     n_dev = n_dev if n_dev >= settings.min_dev_examples and n_dev < len(examples) else 0
     dev = [examples[i] for i in order[:n_dev]]
     train_set = [examples[i] for i in order[n_dev:]]
-    report = TrainingReport(n_train=len(train_set), n_dev=len(dev))
+    summary = TrainingSummary(n_train=len(train_set), n_dev=len(dev))
 
     # 2. encode every example into labelled windows
     windows = encode_examples(metamodel.encoder, train_set, settings.subtoken_labels)
@@ -119,7 +63,6 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
     # 4. epochs, each scored on dev; keep the best weights
-    from falconer_core.metamodel.model import collate
 
     best_state, since_best = None, 0
     bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
@@ -138,17 +81,17 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
             losses.append(loss.item())
         for module in modules:
             module.eval()
-        report.epochs_run = epoch + 1
-        report.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
+        summary.epochs_run = epoch + 1
+        summary.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
         if not dev:
-            log.info("epoch %d/%d: train loss %.4f", epoch + 1, epochs, report.train_loss[-1])
+            log.info("epoch %d/%d: train loss %.4f", epoch + 1, epochs, summary.train_loss[-1])
             continue
         score = dev_score(metamodel, dev)
-        report.dev_scores.append(round(score, 5))
-        log.info("epoch %d/%d: train loss %.4f, dev %.4f", epoch + 1, epochs, report.train_loss[-1], score)
-        bar.set_postfix(loss=report.train_loss[-1], dev=round(score, 4))
-        if report.best_dev_score is None or score > report.best_dev_score:
-            report.best_dev_score, report.best_epoch, since_best = score, epoch + 1, 0
+        summary.dev_scores.append(round(score, 5))
+        log.info("epoch %d/%d: train loss %.4f, dev %.4f", epoch + 1, epochs, summary.train_loss[-1], score)
+        bar.set_postfix(loss=summary.train_loss[-1], dev=round(score, 4))
+        if summary.best_dev_score is None or score > summary.best_dev_score:
+            summary.best_dev_score, summary.best_epoch, since_best = score, epoch + 1, 0
             best_state = [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
         else:
             since_best += 1
@@ -158,15 +101,15 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
         for module, state in zip(modules, best_state):
             module.load_state_dict(state)
     else:
-        report.best_epoch = report.epochs_run
+        summary.best_epoch = summary.epochs_run
 
     # 5. calibrate the span threshold on dev: small samples make the tagger shy of recall
     if settings.calibrate_threshold:
-        report.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
-        if report.span_threshold is not None:
-            metamodel.config["span_threshold"] = report.span_threshold
-    report.seconds = round(time.perf_counter() - started, 2)
-    return report
+        summary.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
+        if summary.span_threshold is not None:
+            metamodel.config["span_threshold"] = summary.span_threshold
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary
 
 
 def epoch_budget(settings: TrainingSettings, steps_per_epoch: int) -> tuple[int, int]:
@@ -223,7 +166,7 @@ def length_bucketed_batches(windows: list[Window], size: int, rng: random.Random
 
 def dev_score(metamodel, dev: list[Example]) -> float:
     """Mean of word-level F1 over span examples and macro-F1 over label examples."""
-    from falconer_core.evaluation import label_metrics, word_f1
+    from falconer_core.evaluation.metrics import label_metrics, word_f1
 
     scores = []
     spans = [e for e in dev if isinstance(e, SpanExample)]
@@ -248,7 +191,7 @@ THRESHOLD_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 def calibrate_span_threshold(metamodel, dev: list[SpanExample], min_examples: int = 20) -> float | None:
     """The grid threshold with the best dev word-level F1 (ties go to 0.5, then to the
     higher one); None, leaving the threshold as it was, when dev is too small to trust."""
-    from falconer_core.evaluation import word_f1
+    from falconer_core.evaluation.metrics import word_f1
     from falconer_core.metamodel.decoding import spans_from_word_probs
 
     if len(dev) < min_examples:

@@ -19,20 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from falconer_core.errors import ConfigError, ModelError
+from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
-from falconer_core.registry import redaction, tags as T
+from falconer_core.registry import redaction
+from falconer_core.registry import tags as T
 from falconer_core.registry.promotion import PromotionDecision, check_gate
-from falconer_core.registry.refs import (
-    CANDIDATE,
-    CHAMPION,
-    LATEST,
-    ModelVersionRef,
-    RegistryError,
-    parse_ref,
-)
+from falconer_core.registry.refs import CANDIDATE, CHAMPION, LATEST, ModelVersionRef, RegistryError, parse_ref
+from falconer_core.settings import Settings
 
-#: Embedded state folder, relative to the working directory (as the DuckDB store's).
-DEFAULT_HOME = Path(".falconer")
+#: The artifact of a fine-tune run that holds the plan it was trained for.
+PLAN_ARTIFACT = "plan.yaml"
+#: The artifact that holds the fine-tune's `TrainingSummary`.
+SUMMARY_ARTIFACT = "training_summary.json"
+
 DEFAULT_EXPERIMENT = "falconer"
 #: The checkpoint's own config file (`falconer_core.metamodel.model.CONFIG_FILE`), named here so
 #: that this module does not import torch.
@@ -47,8 +46,8 @@ _BATCH = 100
 class Registry:
     """MLflow tracking + model registry for Falconer checkpoints.
 
-    `Registry()` is the embedded default: a sqlite database `.falconer/mlflow.db` with artifacts
-    under `.falconer/mlartifacts`, unless `MLFLOW_TRACKING_URI` is set. A sqlite URI given here
+    `Registry()` is the embedded default: a sqlite database `HOME/mlflow.db` with artifacts
+    under `HOME/mlartifacts` (HOME from `Settings`), unless `MLFLOW_TRACKING_URI` is set. A sqlite URI given here
     keeps its artifacts in a `mlartifacts` folder beside the database.
     """
 
@@ -61,7 +60,8 @@ class Registry:
     ) -> None:
         from mlflow import MlflowClient
 
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _sqlite_uri(DEFAULT_HOME / "mlflow.db")
+        home = Settings().home
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _sqlite_uri(home / "mlflow.db")
         db_path = _sqlite_path(uri)
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +74,17 @@ class Registry:
             self.artifact_location = None
         local_root = Path(self.artifact_location[len("file://"):]) if self.artifact_location and self.artifact_location.startswith("file://") else None
         #: Where `download(ref)` without `dst` keeps checkpoints, one folder per version.
-        self.cache_dir = (local_root.parent if local_root else DEFAULT_HOME.resolve()) / "checkpoints"
+        self.cache_dir = (local_root.parent if local_root else home.resolve()) / "checkpoints"
         self.tracking_uri = uri
         self.experiment_name = experiment
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         self._experiment_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Registry:
+        """The registry the settings point at (`FALCONER_MLFLOW_*`, else the embedded default)."""
+        settings = settings or Settings()
+        return cls(settings.mlflow_tracking_uri, settings.mlflow_artifact_location)
 
     def __repr__(self) -> str:
         return f"Registry(tracking_uri={self.tracking_uri!r}, artifact_location={self.artifact_location!r})"
@@ -126,12 +132,12 @@ class Registry:
         corpus_id: str,
         settings: Mapping[str, Any] | Any,
         metrics: Mapping[str, float],
-        report: Mapping[str, Any] | Any | None = None,
+        summary: Mapping[str, Any] | Any | None = None,
         flow_run_id: str | None = None,
         annotations_path: str | os.PathLike | None = None,
     ) -> ModelVersionRef:
         """Record one fine-tune: an MLflow run (params = settings + base/parent, metrics, the
-        checkpoint, `plan.yaml`, the training report and the annotation file as artifacts), then a
+        checkpoint, `plan.yaml`, the training summary and the annotation file as artifacts), then a
         registered version of `model_name` whose source is that checkpoint, tagged with its
         lineage. `parent` is the version it was tuned from (any ref; stored resolved), None when
         tuned from `base_model` (None reads the checkpoint's own `base_model`)."""
@@ -179,7 +185,7 @@ class Registry:
         )
         run_id = run.info.run_id
         try:
-            self._log_run(run_id, params, key_metrics, report, plan, folder, annotations_path, secrets.values())
+            self._log_run(run_id, params, key_metrics, summary, plan, folder, annotations_path, secrets.values())
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
@@ -194,7 +200,7 @@ class Registry:
         self.client.set_tag(run_id, T.MODEL_VERSION, str(version))
         return version
 
-    def _log_run(self, run_id, params, metrics, report, plan, folder, annotations_path, secrets) -> None:
+    def _log_run(self, run_id, params, metrics, summary, plan, folder, annotations_path, secrets) -> None:
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
@@ -202,16 +208,16 @@ class Registry:
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(run_id, params=items[i : i + _BATCH])
         rows = [Metric(_mlflow_key(k), v, now, 0) for k, v in metrics.items()]
-        if report is not None:
-            report = redaction.clean_object(report, secrets)
-            rows += _report_metrics(report, now)
+        if summary is not None:
+            summary = redaction.clean_object(summary, secrets)
+            rows += _summary_metrics(summary, now)
         for i in range(0, len(rows), _BATCH * 10):
             self.client.log_batch(run_id, metrics=rows[i : i + _BATCH * 10])
         self.client.log_artifacts(run_id, str(folder), CHECKPOINT_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="falconer-mlflow-") as tmp:
-            (Path(tmp) / "plan.yaml").write_text(redaction.redact(plan.to_yaml(), secrets), "utf-8")
-            if report is not None:
-                (Path(tmp) / "training_report.json").write_text(json.dumps(report, indent=2), "utf-8")
+            (Path(tmp) / PLAN_ARTIFACT).write_text(redaction.redact(plan.to_yaml(), secrets), "utf-8")
+            if summary is not None:
+                (Path(tmp) / SUMMARY_ARTIFACT).write_text(json.dumps(summary, indent=2), "utf-8")
             self.client.log_artifacts(run_id, tmp)
         if annotations_path is not None:
             path = Path(annotations_path)
@@ -280,6 +286,22 @@ class Registry:
         """The version a ref names: `NAME@alias`, `NAME/version`, or `NAME` (the champion if
         there is one, else the latest version)."""
         return _ref(self._model_version(ref))
+
+    def plan_of(self, ref: str | ModelVersionRef) -> Plan:
+        """The plan a version was fine-tuned for (its run's `plan.yaml`)."""
+        version = self.resolve(ref)
+        with tempfile.TemporaryDirectory(prefix="falconer-plan-") as tmp:
+            return Plan.load(self.client.download_artifacts(version.run_id, PLAN_ARTIFACT, dst_path=tmp))
+
+    def base_model_of(self, ref: str | ModelVersionRef) -> str:
+        """The base encoder at the root of a version's lineage ('unknown' when untagged)."""
+        return self._tags(self.resolve(ref)).get(T.BASE_MODEL, "unknown")
+
+    def fetch(self, ref: str | ModelVersionRef) -> ModelSource:
+        """A version as a local checkpoint to run or continue from (downloaded once, cached)."""
+        version = self.resolve(ref)
+        path = self.download(version)
+        return ModelSource(path=str(path), base_model=self.base_model_of(version), checkpoint=True, version=str(version))
 
     def versions(self, model_name: str) -> list[ModelVersionRef]:
         """Every version of a registered model, newest first."""
@@ -457,14 +479,14 @@ def _numbers(values: Mapping[str, Any], what: str) -> dict[str, float]:
     return out
 
 
-def _report_metrics(report: Any, now: int) -> list:
-    """Scalar report fields as `train.<field>`; per-epoch lists as one step per epoch."""
+def _summary_metrics(summary: Any, now: int) -> list:
+    """Scalar summary fields as `train.<field>`; per-epoch lists as one step per epoch."""
     from mlflow.entities import Metric
 
     rows = []
-    if not isinstance(report, Mapping):
+    if not isinstance(summary, Mapping):
         return rows
-    for key, value in report.items():
+    for key, value in summary.items():
         name = "train." + _mlflow_key(str(key))
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             rows.append(Metric(name, float(value), now, 0))

@@ -1,0 +1,42 @@
+"""Execution: the plan interpreter (`interpreter`), walking its traces (`traces`), records as
+store rows (`outputs`), and sharded, resumable runs over a corpus (`shards`)."""
+
+from falconer_core.execution.interpreter import (
+    LabelOutcome,
+    OutputRecord,
+    PerSpanOutcome,
+    StepTrace,
+    execute_plan,
+)
+from falconer_core.execution.outputs import FILTER_FIELD, OUTPUT_ROW_COLUMNS, output_rows
+from falconer_core.execution.shards import (
+    ExecutionSettings,
+    Shard,
+    ShardResult,
+    execute_shard,
+    execution_run_id,
+    make_shards,
+    pending_shards,
+)
+from falconer_core.execution.traces import Answer, answers, context_name
+
+__all__ = [
+    "FILTER_FIELD",
+    "OUTPUT_ROW_COLUMNS",
+    "Answer",
+    "ExecutionSettings",
+    "LabelOutcome",
+    "OutputRecord",
+    "PerSpanOutcome",
+    "Shard",
+    "ShardResult",
+    "StepTrace",
+    "answers",
+    "context_name",
+    "execute_plan",
+    "execute_shard",
+    "execution_run_id",
+    "make_shards",
+    "output_rows",
+    "pending_shards",
+]

@@ -1,0 +1,66 @@
+"""How to fine-tune the metamodel, and what a fine-tune did: plain data with no torch import, so
+flows can take training settings as a parameter without loading the model stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Most epochs when `TrainingSettings.epochs` is unset and `min_steps` needs fewer.
+DEFAULT_EPOCHS = 20
+
+
+class TrainingSettings(BaseModel):
+    """How to fine-tune; recorded in the checkpoint and in MLflow."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int | None = Field(
+        None, ge=1, description="Most epochs to run; None runs up to 20, or more when `min_steps` needs them. "
+        "Early stopping usually ends sooner.",
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
+    shape_lr_scale: float = Field(
+        10.0, gt=0, description="Learning-rate multiplier for the shape (casing) embedding, which starts at zero.",
+    )
+    batch_size: int = Field(16, ge=1, description="Windows per optimisation step.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
+    dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of examples held out to pick the best epoch.")
+    min_dev_examples: int = Field(
+        20, ge=1, description="Smallest dev split worth early stopping on; below it, train without one."
+    )
+    patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
+    min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
+    min_steps: int = Field(
+        200, ge=0, description="With `epochs` unset: optimiser steps to run before early stopping may end "
+        "training, adding epochs on small data (64 examples are 4 steps an epoch).",
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(0, description="Seeds the split, the shuffling and dropout.")
+    subtoken_labels: bool = Field(
+        True, description="Also supervise a word's later sub-tokens (I inside a span, else O), not just its first."
+    )
+    calibrate_threshold: bool = Field(
+        True, description="Pick the span threshold that maximises word-level F1 on the dev split (needs one)."
+    )
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+@dataclass
+class TrainingSummary:
+    """What a fine-tune did: sizes, the dev score per epoch, the epoch kept, and its cost."""
+
+    n_train: int
+    n_dev: int
+    epochs_run: int = 0
+    best_epoch: int = 0
+    best_dev_score: float | None = None
+    dev_scores: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    span_threshold: float | None = None
+
+
+__all__ = ["DEFAULT_EPOCHS", "TrainingSettings", "TrainingSummary"]

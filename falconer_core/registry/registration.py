@@ -1,0 +1,64 @@
+"""Registering a fine-tuned checkpoint with its lineage and promoting it behind the quality gate.
+(Fetching a registered version back is `Registry.fetch` / `Registry.plan_of`.)"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
+from falconer_core.evaluation.scoring import Evaluation
+from falconer_core.finetune.checkpoint import Checkpoint
+from falconer_core.registry.client import Registry
+from falconer_core.settings import Settings
+
+#: Default promotion rule: the proxy must reach this mean F1 against its annotator.
+DEFAULT_GATE: dict[str, float] = {"mean_f1": 0.5}
+
+
+class Registration(BaseModel):
+    """A registered checkpoint and the promotion decision."""
+
+    version: str = Field(description="NAME/VERSION in the registry.")
+    run_id: str | None = Field(description="The MLflow run of the fine-tune.")
+    champion: bool = Field(description="Whether it passed the gate and became the champion.")
+    reasons: list[str] = Field(description="Why, one line per gated metric.")
+
+
+def register_checkpoint(
+    settings: Settings,
+    checkpoint: Checkpoint,
+    annotations: AnnotationSet,
+    evaluation: Evaluation,
+    *,
+    model_name: str | None = None,
+    corpus_id: str,
+    gate: Mapping[str, float],
+    flow_run_id: str | None,
+) -> Registration:
+    """Log the fine-tune to MLflow (run, checkpoint, plan, annotations), register a version with
+    every lineage tag, then make it the candidate and, if it meets `gate`, the champion."""
+    registry = Registry.from_settings(settings)
+    metrics = evaluation.metrics()
+    with tempfile.TemporaryDirectory(prefix="falconer-annotations-") as tmp:
+        path = Path(tmp) / "annotations.jsonl"
+        rows = annotation_rows(annotations).astype(object).where(lambda f: f.notna(), None)
+        path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows.to_dict("records")), "utf-8")
+        ref = registry.log_fine_tune(
+            checkpoint.path, model_name=model_name or settings.model_name, parent=checkpoint.parent,
+            base_model=checkpoint.base_model, plan=annotations.plan,
+            annotation_set_hash=annotations.hash, n_annotations=annotations.size,
+            annotator=annotations.annotator, corpus_id=corpus_id,
+            settings={"training": checkpoint.training, "n_examples": checkpoint.n_examples,
+                      "n_train_texts": len(checkpoint.train_ids), "n_heldout_texts": len(checkpoint.heldout_ids)},
+            metrics=metrics, summary=checkpoint.summary, flow_run_id=flow_run_id, annotations_path=path,
+        )
+    decision = registry.promote(ref.name, ref.version, metrics, dict(gate))
+    return Registration(version=str(ref), run_id=ref.run_id, champion=decision.champion, reasons=list(decision.reasons))
+
+
+__all__ = ["DEFAULT_GATE", "Registration", "register_checkpoint"]

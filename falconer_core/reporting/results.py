@@ -1,0 +1,80 @@
+"""What the flows return: small, JSON-ready summaries a caller (CLI, notebook, another flow)
+can print or act on."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from falconer_core.evaluation.scoring import Evaluation
+from falconer_core.plan import Plan
+from falconer_core.reporting.costs import CostRow, compare_costs
+
+
+class IncubationResult(BaseModel):
+    """A fine-tuned, evaluated, registered metamodel for one plan."""
+
+    model_version: str = Field(description="Registered NAME/VERSION.")
+    champion: bool = Field(description="Whether it passed the gate and is now the champion.")
+    promotion: list[str] = Field(description="The gate's reasons.")
+    checkpoint: str = Field(description="Local checkpoint folder.")
+    base_model: str
+    parent: str | None = Field(description="The version it was retuned from, if any.")
+    plan: Plan
+    corpus_id: str
+    annotator: str
+    annotation_set_hash: str
+    n_annotations: int
+    evaluation: Evaluation
+    annotation_seconds: float
+    annotation_usage: dict = Field(default_factory=dict, description="LLM calls, tokens and cost of annotating.")
+    fine_tune_seconds: float
+
+
+class ExecutionResult(BaseModel):
+    """Outputs of one model over one corpus, in the store."""
+
+    run_id: str
+    model_version: str
+    plan_hash: str
+    corpus_id: str
+    store_path: str
+    n_texts: int
+    shards: int = Field(description="Shards committed in total.")
+    shards_run: int = Field(description="Shards executed by this flow run (the others were already done).")
+    rows: int = Field(description="Output rows of the run in the store.")
+    seconds: float = Field(description="Metamodel time spent by this flow run.")
+    texts_run: int = Field(description="Texts executed by this flow run.")
+
+
+class MineResult(BaseModel):
+    """An instruction mined over a corpus, end to end."""
+
+    incubation: IncubationResult
+    execution: ExecutionResult
+    costs: list[CostRow]
+
+
+class EvaluationResult(BaseModel):
+    """A registered model scored against an annotator on a sample of a corpus."""
+
+    model_version: str
+    annotator: str
+    annotation_set_hash: str
+    evaluation: Evaluation
+
+
+def mining_costs(incubation: IncubationResult, execution: ExecutionResult) -> list[CostRow]:
+    """The comparison for a `mine` run: proxy time from the shards this run executed, or from
+    the held-out evaluation when every shard was already done."""
+    evaluation = incubation.evaluation
+    proxy_seconds, proxy_texts = (
+        (execution.seconds, execution.texts_run) if execution.texts_run else (evaluation.seconds, evaluation.n_texts)
+    )
+    return compare_costs(
+        execution.n_texts, annotator=incubation.annotator, n_annotated=incubation.n_annotations,
+        annotation_seconds=incubation.annotation_seconds, usage=incubation.annotation_usage,
+        fine_tune_seconds=incubation.fine_tune_seconds, proxy_seconds=proxy_seconds, proxy_texts=proxy_texts,
+    )
+
+
+__all__ = ["EvaluationResult", "ExecutionResult", "IncubationResult", "MineResult", "mining_costs"]

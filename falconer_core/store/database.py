@@ -1,0 +1,552 @@
+"""The DuckDB store: corpora, plans, annotations, runs and mined outputs in one embedded file.
+
+Why DuckDB: one file, no server, SQL over millions of output rows, and zero-copy inserts from
+pandas/Arrow. Why these rules:
+
+- **Idempotent writes.** `write_outputs(run_id, shard, frame)` deletes that (run, shard) and
+  inserts the new rows in one transaction, and marks the shard complete in the same
+  transaction. A crashed or retried shard therefore never leaves duplicates or half a shard,
+  and `completed_shards` tells execution exactly what is left to do.
+- **pandera on every frame.** Each frame written or read is validated (`OutputsSchema`,
+  `AnnotationsSchema`, …), so a bug upstream fails at the boundary with a readable message
+  instead of poisoning the table.
+- **No secrets.** Nothing here holds credentials; `upsert_run` refuses params whose keys look
+  like one (API keys belong in the environment, not in a run record).
+
+Threading: a `Store` owns exactly one DuckDB connection. Its methods take a lock, so sharing
+one Store between threads is safe but serialised; for parallel work open one `Store` per
+thread on the same path (connections in one process share the database). DuckDB lets only one
+*process* open a file for writing: a second process gets a `StoreError` saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow
+
+from falconer_core.corpus import CorpusSchema, corpus_id, validate_frame
+from falconer_core.errors import ConfigError, StoreBusyError, StoreError
+from falconer_core.settings import Settings
+from falconer_core.store.schemas import (
+    ANNOTATION_COLUMNS,
+    OUTPUT_COLUMNS,
+    RUN_STATUSES,
+    AnnotationsSchema,
+    CorporaSchema,
+    OutputsSchema,
+    PlansSchema,
+    RunsSchema,
+    RunStatus,
+)
+
+SCHEMA_VERSION = 1
+
+ExportFormat = Literal["csv", "parquet", "jsonl"]
+_FINISHED = {"completed", "failed", "cancelled"}
+
+# Keys that name a credential; such values must never reach the store.
+_SECRET_KEY = re.compile(
+    r"api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token", re.I
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS falconer_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS corpora (
+    corpus_id VARCHAR PRIMARY KEY, name VARCHAR, n_texts BIGINT NOT NULL, source VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS corpus_texts (
+    corpus_id VARCHAR NOT NULL, id VARCHAR NOT NULL, text VARCHAR NOT NULL,
+    PRIMARY KEY (corpus_id, id));
+CREATE TABLE IF NOT EXISTS plans (
+    plan_hash VARCHAR PRIMARY KEY, plan_json JSON NOT NULL, instruction VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_set_hash VARCHAR NOT NULL, plan_hash VARCHAR, text_id VARCHAR NOT NULL,
+    step VARCHAR NOT NULL, kind VARCHAR NOT NULL CHECK (kind IN ('label', 'span')),
+    value BOOLEAN, span_text VARCHAR, start INTEGER, "end" INTEGER, annotator VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, plan_hash VARCHAR, model_version VARCHAR,
+    corpus_id VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ, params JSON);
+CREATE TABLE IF NOT EXISTS outputs (
+    run_id VARCHAR NOT NULL, shard INTEGER NOT NULL, text_id VARCHAR NOT NULL,
+    field VARCHAR NOT NULL, value VARCHAR, span_start INTEGER, span_end INTEGER,
+    confidence DOUBLE, model_version VARCHAR, plan_hash VARCHAR, step VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS run_shards (
+    run_id VARCHAR NOT NULL, shard INTEGER NOT NULL, n_rows BIGINT NOT NULL,
+    completed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, shard));
+"""
+
+_NULLABLE_TYPES = {
+    pyarrow.int32(): pd.Int64Dtype(),
+    pyarrow.int64(): pd.Int64Dtype(),
+    pyarrow.bool_(): pd.BooleanDtype(),
+}
+_ANNOTATION_OPTIONAL = ("plan_hash", "value", "span_text", "start", "end", "annotator")
+_OUTPUT_OPTIONAL = ("value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _quoted(columns: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+class Store:
+    """One DuckDB file holding Falconer's state; use as a context manager or call `close()`."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else Path(Settings().store_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            raise StoreBusyError(
+                f"cannot open the store {self.path}: {exc}. If another Falconer process (a "
+                "flow, a worker, a notebook) has it open, stop it or point this one at another "
+                "file"
+            ) from None
+        self._lock = threading.RLock()
+        self._exec("SET TimeZone = 'UTC'")
+        self._exec(_DDL)
+        self._exec(
+            "INSERT INTO falconer_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            [str(SCHEMA_VERSION)],
+        )
+        found = self._one("SELECT value FROM falconer_meta WHERE key = 'schema_version'")
+        if found is None or int(found[0]) > SCHEMA_VERSION:
+            self._con.close()
+            raise StoreError(
+                f"store {self.path} has schema version {found and found[0]}, newer than this "
+                f"Falconer understands ({SCHEMA_VERSION}); upgrade Falconer"
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent); the file stays on disk."""
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- low level -------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run SQL and return the result as a frame, for ad-hoc inspection (CLI, notebooks)."""
+        with self._lock:
+            return self._fetch(sql, params or [])
+
+    def _fetch(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        # Through Arrow rather than `.df()`: nullable ints/bools stay nullable (not float/NaN).
+        table = self._con.sql(sql, params=params).to_arrow_table()
+        return table.to_pandas(types_mapper=_NULLABLE_TYPES.get)
+
+    def _exec(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        # Always drain the result: DuckDB 2 refuses further work on a connection that still
+        # holds an unfinished result from execute().
+        return self._con.execute(sql, params or []).fetchall()
+
+    def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        rows = self._exec(sql, params)
+        return rows[0] if rows else None
+
+    def _insert_frame(self, table: str, frame: pd.DataFrame) -> None:
+        # Registration hands DuckDB the frame's columns directly (Arrow-backed, no per-row
+        # Python), which is what makes a shard of a million rows cheap to write.
+        name = f"_falconer_{table}_frame"
+        self._con.register(name, frame)
+        try:
+            cols = _quoted(frame.columns)
+            self._exec(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        finally:
+            self._con.unregister(name)
+
+    def _transaction(self, work: Callable[[], None]) -> None:
+        # All of `work` lands, or none of it: a crash mid-shard leaves the previous state.
+        with self._lock:
+            self._con.begin()
+            try:
+                work()
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def _read(self, schema: pa.DataFrameSchema, sql: str, params: list[Any], what: str) -> pd.DataFrame:
+        with self._lock:
+            frame = self._fetch(sql, params)
+        return validate_frame(schema, frame, what=what, error=StoreError)
+
+    # -- corpora -------------------------------------------------------------------------------
+
+    def upsert_corpus(self, corpus: pd.DataFrame, *, name: str | None = None, source: str | None = None) -> str:
+        """Register a loaded corpus and its texts; returns its `corpus_id`.
+
+        The id is a hash of the ids and texts, so a known id means the texts are already
+        stored: re-registering only updates name/source and repeated runs share one record.
+        """
+        corpus = validate_frame(CorpusSchema, corpus, what="corpus", error=StoreError)
+        cid = corpus_id(corpus)
+        texts = pd.DataFrame({"corpus_id": cid, "id": corpus["id"], "text": corpus["text"]})
+
+        def work() -> None:
+            if self._exists("corpora", "corpus_id", cid):
+                self._exec(
+                    "UPDATE corpora SET name = coalesce(?, name), source = coalesce(?, source) "
+                    "WHERE corpus_id = ?",
+                    [name, source, cid],
+                )
+                return
+            self._exec("INSERT INTO corpora VALUES (?, ?, ?, ?, ?)", [cid, name, len(corpus), source, _now()])
+            self._insert_frame("corpus_texts", texts)
+
+        self._transaction(work)
+        return cid
+
+    def corpora(self) -> pd.DataFrame:
+        """Every registered corpus, newest first."""
+        return self._read(CorporaSchema, "SELECT * FROM corpora ORDER BY created_at DESC", [], "corpora")
+
+    def corpus_texts(self, corpus_id: str) -> pd.DataFrame:
+        """The `id`/`text` frame of a registered corpus, in its original order."""
+        if not self._exists("corpora", "corpus_id", corpus_id):
+            raise StoreError(f"no corpus {corpus_id!r} in {self.path}; register it with upsert_corpus")
+        return self._read(
+            CorpusSchema,
+            "SELECT id, text FROM corpus_texts WHERE corpus_id = ? ORDER BY rowid",
+            [corpus_id],
+            f"corpus {corpus_id}",
+        )
+
+    def _exists(self, table: str, key: str, value: str) -> bool:
+        with self._lock:
+            return self._one(f"SELECT 1 FROM {table} WHERE {key} = ? LIMIT 1", [value]) is not None
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    def upsert_plan(
+        self, plan_hash: str, plan: str | Mapping[str, Any], instruction: str | None = None
+    ) -> None:
+        """Record a plan under its hash; the first `created_at` is kept on re-insert."""
+        plan_json = plan if isinstance(plan, str) else json.dumps(plan, sort_keys=True)
+        try:
+            json.loads(plan_json)
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"plan {plan_hash} is not valid JSON ({exc}); pass the plan as a dict or JSON text"
+            ) from None
+        with self._lock:
+            self._exec(
+                "INSERT INTO plans VALUES (?, ?, ?, ?) ON CONFLICT (plan_hash) DO UPDATE "
+                "SET plan_json = excluded.plan_json, instruction = excluded.instruction",
+                [plan_hash, plan_json, instruction, _now()],
+            )
+
+    def plan(self, plan_hash: str) -> dict[str, Any] | None:
+        """The stored plan as a dict, or None when the hash is unknown."""
+        with self._lock:
+            row = self._one("SELECT plan_json FROM plans WHERE plan_hash = ?", [plan_hash])
+        return None if row is None else json.loads(row[0])
+
+    def plans(self) -> pd.DataFrame:
+        """Every stored plan, newest first."""
+        return self._read(PlansSchema, "SELECT * FROM plans ORDER BY created_at DESC", [], "plans")
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def upsert_run(
+        self,
+        run_id: str,
+        kind: str,
+        *,
+        status: RunStatus = "running",
+        plan_hash: str | None = None,
+        model_version: str | None = None,
+        corpus_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create or update a run record. Re-upserting keeps `started_at`; a finished status
+        stamps `finished_at`. Params are stored as JSON and must hold no credentials."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
+        params_json = None
+        if params is not None:
+            params_json = json.dumps(_check_no_secrets(params), sort_keys=True, default=str)
+        now = _now()
+        finished = now if status in _FINISHED else None
+        with self._lock:
+            self._exec(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "kind = excluded.kind, status = excluded.status, finished_at = excluded.finished_at, "
+                "plan_hash = coalesce(excluded.plan_hash, runs.plan_hash), "
+                "model_version = coalesce(excluded.model_version, runs.model_version), "
+                "corpus_id = coalesce(excluded.corpus_id, runs.corpus_id), "
+                "params = coalesce(excluded.params, runs.params)",
+                [run_id, kind, plan_hash, model_version, corpus_id, status, now, finished, params_json],
+            )
+
+    def set_run_status(self, run_id: str, status: RunStatus) -> None:
+        """Move a run to `status` (stamping `finished_at` when it is a final one)."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
+        with self._lock:
+            updated = self._exec(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ? RETURNING run_id",
+                [status, _now() if status in _FINISHED else None, run_id],
+            )
+        if not updated:
+            raise StoreError(f"no run {run_id!r} in {self.path}; create it with upsert_run first")
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run as a dict (params decoded), or None when unknown."""
+        frame = self._read(RunsSchema, "SELECT * FROM runs WHERE run_id = ?", [run_id], "runs")
+        if frame.empty:
+            return None
+        record = frame.iloc[0].to_dict()
+        record["params"] = json.loads(record["params"]) if isinstance(record["params"], str) else None
+        return {k: (None if _missing(v) else v) for k, v in record.items()}
+
+    def runs(self, kind: str | None = None) -> pd.DataFrame:
+        """All runs (optionally of one kind), newest first."""
+        sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY started_at DESC"
+        return self._read(RunsSchema, sql, [kind] if kind else [], "runs")
+
+    # -- annotations ---------------------------------------------------------------------------
+
+    def record_annotations(
+        self,
+        annotation_set_hash: str,
+        frame: pd.DataFrame,
+        *,
+        plan_hash: str | None = None,
+        annotator: str | None = None,
+    ) -> int:
+        """Store an annotation set, replacing any earlier copy of the same set; returns rows.
+
+        `frame` needs `text_id`, `step`, `kind` and, per kind, `value` (label) or
+        `span_text`/`start`/`end` (span; all null = no span). `plan_hash` and `annotator` fill
+        the columns when the frame lacks them.
+        """
+        frame = frame.copy()
+        _require(frame, ("text_id", "step", "kind"), "annotations frame")
+        _fill(frame, "annotation_set_hash", annotation_set_hash, what="annotations frame")
+        for column, default in (("plan_hash", plan_hash), ("annotator", annotator)):
+            if column not in frame.columns:
+                frame[column] = default
+        for column in _ANNOTATION_OPTIONAL:
+            if column not in frame.columns:
+                frame[column] = None
+        frame["created_at"] = _now()
+        unknown = sorted(set(frame.columns) - set(ANNOTATION_COLUMNS))
+        if unknown:
+            raise StoreError(
+                f"annotations frame has unknown columns {unknown}; allowed: {list(ANNOTATION_COLUMNS)}"
+            )
+        frame = validate_frame(
+            AnnotationsSchema, frame[list(ANNOTATION_COLUMNS)], what="annotations frame", error=StoreError
+        )
+
+        def work() -> None:
+            self._exec("DELETE FROM annotations WHERE annotation_set_hash = ?", [annotation_set_hash])
+            self._insert_frame("annotations", frame)
+
+        self._transaction(work)
+        return len(frame)
+
+    def annotations(
+        self, annotation_set_hash: str | None = None, *, plan_hash: str | None = None
+    ) -> pd.DataFrame:
+        """Stored annotations, filtered by set and/or plan."""
+        where, params = _where({"annotation_set_hash": annotation_set_hash, "plan_hash": plan_hash})
+        return self._read(
+            AnnotationsSchema,
+            f"SELECT {_quoted(ANNOTATION_COLUMNS)} FROM annotations{where} ORDER BY text_id, step, start",
+            params,
+            "annotations",
+        )
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def write_outputs(self, run_id: str, shard: int, frame: pd.DataFrame) -> int:
+        """Replace the outputs of (run_id, shard) with `frame` and mark the shard complete, in
+        one transaction; returns the row count. Safe to call again for the same shard.
+
+        `frame` needs `text_id` and `field`; optional `value` (bools become "true"/"false"),
+        `span_start`, `span_end`, `confidence`, `model_version`, `plan_hash`, `step`. Missing
+        `model_version`/`plan_hash` are taken from the run record when there is one.
+        """
+        if isinstance(shard, bool) or not isinstance(shard, numbers.Integral) or shard < 0:
+            raise StoreError(f"shard must be a non-negative int, got {shard!r}")
+        shard = int(shard)
+        frame = self._outputs_frame(run_id, shard, frame)
+
+        def work() -> None:
+            self._exec("DELETE FROM outputs WHERE run_id = ? AND shard = ?", [run_id, shard])
+            self._insert_frame("outputs", frame)
+            self._exec(
+                "INSERT OR REPLACE INTO run_shards VALUES (?, ?, ?, ?)", [run_id, shard, len(frame), _now()]
+            )
+
+        self._transaction(work)
+        return len(frame)
+
+    def _outputs_frame(self, run_id: str, shard: int, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        _require(frame, ("text_id", "field"), "outputs frame")
+        _fill(frame, "run_id", run_id, what="outputs frame")
+        _fill(frame, "shard", shard, what="outputs frame")
+        run = self.run(run_id)
+        for column in _OUTPUT_OPTIONAL:
+            if column not in frame.columns:
+                frame[column] = run.get(column) if run and column in ("model_version", "plan_hash") else None
+        frame["value"] = frame["value"].map(_value_text).astype("str")
+        frame["created_at"] = _now()
+        unknown = sorted(set(frame.columns) - set(OUTPUT_COLUMNS))
+        if unknown:
+            raise StoreError(f"outputs frame has unknown columns {unknown}; allowed: {list(OUTPUT_COLUMNS)}")
+        return validate_frame(
+            OutputsSchema,
+            frame[list(OUTPUT_COLUMNS)],
+            what=f"outputs of run {run_id} shard {shard}",
+            error=StoreError,
+        )
+
+    def completed_shards(self, run_id: str) -> list[int]:
+        """Shards of `run_id` whose outputs were committed, sorted; execution skips these."""
+        with self._lock:
+            rows = self._exec(
+                "SELECT shard FROM run_shards WHERE run_id = ? ORDER BY shard", [run_id]
+            )
+        return [int(r[0]) for r in rows]
+
+    def outputs(
+        self,
+        run_id: str | None = None,
+        *,
+        field: str | None = None,
+        step: str | None = None,
+        plan_hash: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Stored outputs, filtered, ordered by run, shard, text, field and span start."""
+        where, params = _where({"run_id": run_id, "field": field, "step": step, "plan_hash": plan_hash})
+        sql = f"{self._outputs_sql(where)}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._read(OutputsSchema, sql, params, "outputs")
+
+    @staticmethod
+    def _outputs_sql(where: str) -> str:
+        return (
+            f"SELECT {_quoted(OUTPUT_COLUMNS)} FROM outputs{where} "
+            "ORDER BY run_id, shard, text_id, field, span_start NULLS FIRST, value"
+        )
+
+    def export_outputs(
+        self, path: str | Path, format: ExportFormat | None = None, run_id: str | None = None
+    ) -> int:
+        """Write outputs to CSV, Parquet or JSONL (format from the suffix when not given);
+        returns the row count. DuckDB's COPY streams the rows, so big runs never sit in pandas."""
+        path = Path(path)
+        fmt = format or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+                         ".ndjson": "jsonl"}.get(path.suffix.lower())
+        options = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet", "jsonl": "FORMAT json"}
+        if fmt not in options:
+            raise ConfigError(
+                f"cannot export outputs to {path.name}: unknown format {format or path.suffix!r}; "
+                "use csv, parquet or jsonl (or a file ending in .csv/.parquet/.jsonl)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        where, params = _where({"run_id": run_id})
+        with self._lock:
+            self._exec(f"COPY ({self._outputs_sql(where)}) TO ? ({options[fmt]})", [*params, str(path)])
+            (count,) = self._one(f"SELECT count(*) FROM outputs{where}", params)
+        return int(count)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _value_text(value: object) -> str | None:
+    if _missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreError(f"{what} lacks required column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _fill(frame: pd.DataFrame, column: str, value: object, *, what: str) -> None:
+    """Set a key column, refusing a frame that already says something different."""
+    if column in frame.columns:
+        present = set(frame[column].dropna().unique().tolist())
+        if present - {value}:
+            raise StoreError(
+                f"{what} has {column} values {sorted(map(str, present))[:5]} but is written as "
+                f"{column}={value!r}; drop the column or write each part separately"
+            )
+    frame[column] = value
+
+
+def _where(filters: Mapping[str, object]) -> tuple[str, list[Any]]:
+    used = {k: v for k, v in filters.items() if v is not None}
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f'"{k}" = ?' for k in used), list(used.values())
+
+
+def _check_no_secrets(params: Mapping[str, Any], prefix: str = "") -> Mapping[str, Any]:
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"run param {name!r} looks like a credential; secrets are never stored. Pass "
+                "them through the environment (e.g. OPENAI_API_KEY) and leave them out of params"
+            )
+        if isinstance(value, Mapping):
+            _check_no_secrets(value, prefix=f"{name}.")
+    return params

@@ -1,0 +1,83 @@
+"""Every flow parameter, described once. Each flow uses these as its parameters' defaults, so the
+Prefect UI form (and the deployment schema) shows the same words in every flow, and no flow
+repeats an `Args:` block.
+
+A description that belongs to a type lives on that type's pydantic fields (`CorpusSource.path`,
+`SamplingSettings.fraction`, ...); what is written here is what the parameter as a whole means.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from falconer_core.annotators import AnnotatorChoice
+from falconer_core.execution import ExecutionSettings
+from falconer_core.finetune import HoldoutSettings
+from falconer_core.llm import LLMChoice
+from falconer_core.metamodel import TrainingSettings
+from falconer_core.registry import DEFAULT_GATE
+from falconer_core.sampling import SamplingSettings
+
+
+def corpus() -> Any:
+    return Field(description="Corpus file (CSV, TSV, JSONL, Parquet) or folder of .txt files, with its text/id columns.")
+
+
+def instruction() -> Any:
+    return Field(None, description="What to mine, in plain words; planned by the planner LLM unless a plan is given.")
+
+
+def plan(default_note: str = "overrides planning") -> Any:
+    return Field(None, description=f"A plan (object) or the path of a plan file (YAML/JSON); {default_note}.")
+
+
+def annotator() -> Any:
+    return Field(
+        AnnotatorChoice(),
+        description="Who labels the sample: 'gold' (corpus columns named after the plan steps), 'openai' or 'local'.",
+    )
+
+
+def planner() -> Any:
+    return Field(LLMChoice(), description="The LLM that plans the instruction (its key comes from OPENAI_API_KEY only).")
+
+
+def base_model() -> Any:
+    return Field(None, description="Base encoder to fine-tune from (default: FALCONER_BASE_MODEL or the packaged MiniLM).")
+
+
+def parent() -> Any:
+    return Field(None, description="A registered version to continue from instead of the base (NAME, NAME@alias, NAME/N).")
+
+
+def model(what: str) -> Any:
+    return Field(description=f"The registered metamodel to {what}: NAME (its champion), NAME@alias or NAME/N.")
+
+
+def model_name() -> Any:
+    return Field(None, description="Registered model name for the new version (default: FALCONER_MODEL_NAME).")
+
+
+def sampling() -> Any:
+    return Field(SamplingSettings(), description="How many texts to annotate and how to pick them.")
+
+
+def training() -> Any:
+    return Field(TrainingSettings(progress=False), description="How to fine-tune the metamodel.")
+
+
+def holdout() -> Any:
+    return Field(HoldoutSettings(), description="How many annotated texts to hold out for evaluation.")
+
+
+def execution() -> Any:
+    return Field(ExecutionSettings(), description="Shard size and batch size for running the metamodel over the corpus.")
+
+
+def gate() -> Any:
+    return Field(
+        dict(DEFAULT_GATE),
+        description="Promotion gate: metric -> minimum (e.g. mean_f1) for the new version to become champion.",
+    )
