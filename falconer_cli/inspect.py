@@ -1,5 +1,5 @@
-"""Looking at what runs left behind: `outputs` (query or export the DuckDB store) and `lineage`
-(a checkpoint's ancestry in the MLflow registry)."""
+"""Looking at what runs left behind: `outputs` (query or export the DuckDB store), `runs` (their
+status and progress) and `lineage` (a checkpoint's ancestry in the MLflow registry)."""
 
 from __future__ import annotations
 
@@ -64,10 +64,11 @@ def query_outputs(db, run_id: str | None, *, field: str | None = None, limit: in
     else:
         where.append("o.field <> ?")
         params.append(FILTER_FIELD)
+    db.texts_view()
     sql = (
         "SELECT o.run_id, o.text_id, o.field, o.value, o.span_start, o.span_end, o.confidence, t.text "
         "FROM outputs o LEFT JOIN runs r ON r.run_id = o.run_id "
-        "LEFT JOIN corpus_texts t ON t.corpus_id = r.corpus_id AND t.id = o.text_id "
+        "LEFT JOIN texts t ON t.corpus_id = r.corpus_id AND t.id = o.text_id "
         f"WHERE {' AND '.join(where)} "
         "ORDER BY o.run_id, o.shard, o.text_id, o.field, o.span_start NULLS FIRST LIMIT ?"
     )
@@ -116,6 +117,34 @@ def _store_path(store: Path | None) -> Path:
             "point at one with --store or FALCONER_HOME"
         )
     return path
+
+
+@app.command("runs")
+@guarded
+def runs(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs to list.")] = 20,
+    stale_after: Annotated[float, typer.Option("--stale-after", min=1, help="Seconds without a heartbeat after which a running run reads 'stale' (killed; run it again to resume).")] = 600.0,
+    store: Annotated[Optional[Path], typer.Option("--store", help="DuckDB file (default: FALCONER_HOME/falconer.duckdb).")] = None,
+) -> None:
+    """List execution runs: status (running, stale, completed, failed), shards and texts done, texts/s."""
+    import pandas as pd
+
+    from falconer_core.store import Store
+
+    with Store(_store_path(store)) as db:
+        frame = db.run_progress(stale_after_seconds=stale_after).head(limit)
+    rows = [
+        {"run": r.run_id, "kind": r.kind, "status": r.status, "model": r.model_version,
+         "shards": f"{r.shards_done}/{'?' if pd.isna(r.n_shards) else int(r.n_shards)}",
+         "texts": f"{int(r.texts_done):,}", "texts/s": "—" if r.texts_per_second is None else f"{r.texts_per_second:,.1f}",
+         "started": str(r.started_at)[:19]}
+        for r in frame.itertuples(index=False)
+    ]
+    if not rows:
+        console.print("no runs yet; run `falconer mine` or `falconer execute` first")
+        return
+    console.print(table(rows, ["run", "kind", "status", "model", "shards", "texts", "texts/s", "started"],
+                        title="runs (newest first)"))
 
 
 @app.command("lineage")

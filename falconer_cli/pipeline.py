@@ -33,6 +33,10 @@ LLMOpt = Annotated[Optional[LLMName], typer.Option("--llm", help="LLM that plans
 LLMModelOpt = Annotated[Optional[str], typer.Option("--llm-model", help="Model name for the endpoint (default: FALCONER_LLM_MODEL or gpt-4.1-mini).")]
 AnnotatorOpt = Annotated[Optional[AnnotatorName], typer.Option("--annotator", help="Who labels the sample: 'gold' (human labels: one corpus column per plan step), 'openai' or 'local'. Default: as --llm.")]
 SampleFractionOpt = Annotated[Optional[float], typer.Option("--sample-fraction", help="Share of the corpus to annotate (default 0.05, with a floor of 100 texts and a cap of 2000).")]
+RunnerOpt = Annotated[Optional[Literal["sequential", "processes", "dask"]], typer.Option("--runner", help="Where shards run: sequential (this process), processes (a local pool) or dask (a LocalCluster, or --dask-address).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes or Dask workers (default: the machine's cores).")]
+DaskAddressOpt = Annotated[Optional[str], typer.Option("--dask-address", help="An existing Dask scheduler, e.g. tcp://host:8786 (implies --runner dask).")]
+RunFolderOpt = Annotated[Optional[str], typer.Option("--run-folder", help="Where workers leave shard parts: a folder or fsspec URL all workers reach (default: FALCONER_HOME/runs).")]
 PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
 
 
@@ -45,13 +49,23 @@ def _default_llm(llm: str | None) -> str:
 
 
 def _check_corpus(path: Path, text_column: str, id_column: str | None):
-    """Load the corpus once up front: every corpus error surfaces here, before Prefect starts."""
-    from falconer_core.corpus import load_corpus
-    from falconer_core.corpus.source import CorpusSource
+    """Snapshot the corpus up front (streamed, once per file version): every corpus error
+    surfaces here, before Prefect starts, and the flows then find the snapshot and read nothing."""
+    from falconer_core.corpus import CorpusSource, snapshot_corpus
+    from falconer_core.settings import Settings
 
-    frame = load_corpus(path, text_column=text_column, id_column=id_column)
     source = CorpusSource(path=str(path.resolve()), text_column=text_column, id_column=id_column, name=path.stem)
-    return frame, source
+    return snapshot_corpus(source, Settings().corpora_dir), source
+
+
+def execution_settings(**options: Any):
+    """Execution settings from CLI options (unset ones keep their defaults), with a progress bar;
+    a Dask address implies the dask runner."""
+    from falconer_core.execution import ExecutionSettings
+
+    if options.get("dask_address") and not options.get("runner"):
+        options["runner"] = "dask"
+    return ExecutionSettings(progress=True, **{k: v for k, v in options.items() if v is not None})
 
 
 def _check_plan(path: Path | None):
@@ -101,7 +115,8 @@ def demo(
         instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS, text_column="text", id_column="id",
         plan_file=DEMO_PLAN if llm is None else None, annotator=llm or "gold", llm=llm or "local",
         llm_model=llm_model, sample_fraction=sample_fraction, base_model=None, parent=None, model_name=None,
-        epochs=epochs, shard_size=None, records=records,
+        epochs=epochs, shard_size=None, records=records, runner=None, workers=None, dask_address=None,
+        run_folder=None,
     )
 
 
@@ -122,6 +137,10 @@ def mine(
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
+    runner: RunnerOpt = None,
+    workers: WorkersOpt = None,
+    dask_address: DaskAddressOpt = None,
+    run_folder: RunFolderOpt = None,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Mine a corpus end to end: plan, sample, annotate, fine-tune, evaluate, register, execute."""
@@ -134,7 +153,8 @@ def mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
-        epochs=epochs, shard_size=shard_size, records=records,
+        epochs=epochs, shard_size=shard_size, records=records, runner=runner, workers=workers,
+        dask_address=dask_address, run_folder=run_folder,
     )
 
 
@@ -155,13 +175,16 @@ def run_mine(
     epochs: int | None,
     shard_size: int | None,
     records: int,
+    runner: str | None,
+    workers: int | None,
+    dask_address: str | None,
+    run_folder: str | None,
 ) -> None:
     """Check the inputs, run the `mine` flow, print records, scores and where to look."""
-    frame, source = _check_corpus(corpus, text_column, id_column)
+    snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
     from falconer_core.annotators.choice import AnnotatorChoice
-    from falconer_core.execution.shards import ExecutionSettings
     from falconer_core.llm.choice import LLMChoice
     from falconer_core.metamodel import TrainingSettings
     from falconer_core.sampling import SamplingSettings
@@ -177,11 +200,12 @@ def run_mine(
         "model_name": model_name,
         "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
         "training": TrainingSettings(progress=False, **({"epochs": epochs} if epochs else {})),
-        "execution": ExecutionSettings(**({"shard_size": shard_size} if shard_size else {})),
+        "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
+                                        dask_address=dask_address, run_folder=run_folder),
     }
     if chosen is not None:
         print_plan(chosen.render(), title=f"plan from {plan_file}")
-    print_note(f"mining {len(frame)} texts from {corpus} (annotator: {parameters['annotator'].identity()})")
+    print_note(f"mining {snapshot.n_texts:,} texts from {corpus} (annotator: {parameters['annotator'].identity()})")
 
     from flows import mine as mine_flow
 
@@ -240,17 +264,21 @@ def execute(
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per shard (the unit of resumption).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Output run id (default: derived from model, plan and corpus, so a re-run resumes).")] = None,
+    runner: RunnerOpt = None,
+    workers: WorkersOpt = None,
+    dask_address: DaskAddressOpt = None,
+    run_folder: RunFolderOpt = None,
+    no_reuse: Annotated[bool, typer.Option("--no-reuse", help="Execute every shard, even those another run already did on the same texts.")] = False,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Run a registered metamodel over a whole corpus; outputs go to the DuckDB store."""
-    frame, source = _check_corpus(corpus, text_column, id_column)
+    snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
-    from falconer_core.execution.shards import ExecutionSettings
-
-    settings = {"shard_size": shard_size, "batch_size": batch_size, "run_id": run_id}
-    execution = ExecutionSettings(**{k: v for k, v in settings.items() if v is not None})
-    print_note(f"executing {model} over {len(frame)} texts from {corpus}")
+    execution = execution_settings(shard_size=shard_size, batch_size=batch_size, run_id=run_id, runner=runner,
+                                   workers=workers, dask_address=dask_address, run_folder=run_folder,
+                                   reuse=False if no_reuse else None)
+    print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}")
 
     from flows import execute as execute_flow
 
@@ -273,7 +301,7 @@ def evaluate(
     sample_fraction: SampleFractionOpt = None,
 ) -> None:
     """Score a registered metamodel against an annotator on a sample of a corpus, step by step."""
-    frame, source = _check_corpus(corpus, text_column, id_column)
+    snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
     from falconer_core.annotators.choice import AnnotatorChoice
@@ -282,7 +310,7 @@ def evaluate(
     name = annotator or _default_llm(None)
     choice = AnnotatorChoice(name=name, model=llm_model if name != "gold" else None)
     sampling = SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {}))
-    print_note(f"evaluating {model} against {choice.identity()} on a sample of {len(frame)} texts")
+    print_note(f"evaluating {model} against {choice.identity()} on a sample of {snapshot.n_texts:,} texts")
 
     from flows import evaluate as evaluate_flow
 

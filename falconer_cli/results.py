@@ -80,10 +80,11 @@ def print_records(store_path: str, run_id: str, limit: int) -> None:
         if not ids:
             console.print(f"no text passed the filter in run {run_id}")
             return
+        db.texts_view()
         rows = db.query(
             "SELECT o.text_id, t.text, o.field, o.value FROM outputs o "
             "LEFT JOIN runs r ON r.run_id = o.run_id "
-            "LEFT JOIN corpus_texts t ON t.corpus_id = r.corpus_id AND t.id = o.text_id "
+            "LEFT JOIN texts t ON t.corpus_id = r.corpus_id AND t.id = o.text_id "
             "WHERE o.run_id = ? AND o.field <> ? AND list_contains(?, o.text_id) "
             "ORDER BY o.text_id, o.field, o.span_start NULLS FIRST",
             [run_id, _FILTER_FIELD, ids],

@@ -17,12 +17,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.errors import ConfigError, CorpusError
 from falconer_core.metamodel.source import ModelSource, has_trained_head, open_metamodel
 from falconer_core.plan import Condition, Plan, condition_score, render_condition
 from falconer_core.types import Runner
 
 log = logging.getLogger("falconer_core.sampling")
+#: Texts scored per scorer call while stratifying, so memory stays bounded on a large pool.
+SCORE_CHUNK = 1024
 
 
 class SamplingSettings(BaseModel):
@@ -126,17 +129,18 @@ def sample_size(corpus_size: int, fraction: float = 0.05, floor: int = 100, cap:
 
 
 def sample_corpus(
-    ids: Sequence[Hashable], texts: Sequence[str], plan: Plan, settings: SamplingSettings, scorer: ModelSource
+    corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource
 ) -> AnnotationSample:
-    """The texts to annotate, stratified by `scorer`'s zero-shot label scores when it has a
-    trained head (a checkpoint, or a tagging base such as Cuckoo), else at random: a random head
-    scores noise, not worth a pass over the corpus."""
+    """The texts of a snapshotted corpus to annotate, stratified by `scorer`'s zero-shot label
+    scores when it has a trained head (a checkpoint, or a tagging base such as Cuckoo), else at
+    random: a random head scores noise, not worth a pass over the corpus. Only the ids are read
+    for a random sample; texts only when they are scored."""
     informative = bool(plan.label_steps) and has_trained_head(scorer)
     if plan.label_steps and not informative:
         log.info("%s has an untrained head, so its zero-shot scores would be noise: sampling at random", scorer.path)
     return sample_for_annotation(
-        list(ids), plan, texts=list(texts), scorer=open_metamodel(scorer) if informative else None,
-        **settings.model_dump(),
+        corpus.ids(), plan, texts=corpus.texts() if informative else None,
+        scorer=open_metamodel(scorer) if informative else None, **settings.model_dump(),
     )
 
 
@@ -274,10 +278,10 @@ def _score(
     scores: dict[str, list[float]] = {}
     for step in plan.label_steps:
         if step.for_each is None:
-            results = scorer.get_label(texts, step.instruction)
-            scores[step.name] = [
-                float(r.confidence) if r.value else 1.0 - float(r.confidence) for r in results
-            ]
+            scores[step.name] = []
+            for start in range(0, len(texts), SCORE_CHUNK):  # bounded encodings in memory at once
+                results = scorer.get_label(texts[start : start + SCORE_CHUNK], step.instruction)
+                scores[step.name] += [float(r.confidence) if r.value else 1.0 - float(r.confidence) for r in results]
     if any(name == "filter" for name, _ in signals):
         condition: Condition = plan.filter  # type: ignore[assignment]
         scores["filter"] = [

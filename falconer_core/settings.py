@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     llm_cache_dir: Path | None = Field(
         None, description="Cached LLM responses, so re-runs cost nothing (default: HOME/llm-cache)."
     )
+    corpora_dir: Path | None = Field(
+        None, description="Parquet snapshots of the corpora runs read (default: HOME/corpora)."
+    )
+    runs_dir: str | None = Field(
+        None, description="Where execution workers write shard parts before they are committed: a folder or "
+        "fsspec URL (default: HOME/runs)."
+    )
     artifacts_dir: Path | None = Field(
         None, description="Plots and tables the flows publish, also as files (default: HOME/artifacts)."
     )
@@ -59,6 +66,8 @@ class Settings(BaseSettings):
         self.checkpoints_dir = self.checkpoints_dir or home / "checkpoints"
         self.llm_cache_dir = self.llm_cache_dir or home / "llm-cache"
         self.artifacts_dir = self.artifacts_dir or home / "artifacts"
+        self.corpora_dir = self.corpora_dir or home / "corpora"
+        self.runs_dir = self.runs_dir or str(absolute / "runs")
         return self
 
 

@@ -28,8 +28,8 @@ def evaluate(
     """Annotate a sample of `corpus` with `annotator` and score `model` against it."""
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
-    frame = tasks.load_corpus(corpus)
-    annotations = tasks.annotate(chosen, frame, tasks.sample(frame, chosen, sampling, source), annotator)
+    snapshot = tasks.snapshot(corpus)
+    annotations = tasks.annotate(chosen, snapshot, tasks.sample(snapshot, chosen, sampling, source), annotator)
     publish_sample(annotations)
     evaluation = tasks.evaluate(source, annotations)
     publish_scores(evaluation.scores, f"{source.version} vs {annotations.annotator} on {evaluation.n_texts} texts")

@@ -1,18 +1,37 @@
-"""`execute`: a registered metamodel runs a plan over a whole corpus, shard by shard, into the
-DuckDB store. Re-running the same job resumes it: committed shards are skipped."""
+"""`execute`: a registered metamodel runs a plan over a whole corpus into the DuckDB store.
+
+The corpus is a snapshot that workers read shard by shard; shards run on the task runner the
+execution settings name (sequential, a process pool, or Dask), each leaving a Parquet part that
+this flow commits as it completes, so the store has one writer. Re-running the same job
+resumes it (committed shards are skipped); running over a grown corpus reuses every shard
+another run already did on the same texts.
+"""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from tqdm.auto import tqdm
 
 import tasks
-from falconer_core.corpus import CorpusSource
-from falconer_core.execution import ExecutionSettings, execution_run_id, pending_shards
+from falconer_core.corpus import CorpusSnapshot, CorpusSource
+from falconer_core.errors import FalconerError
+from falconer_core.execution import (
+    ExecutionSettings,
+    Shard,
+    ShardResult,
+    check_run_folder,
+    execution_run_id,
+    make_shards,
+    work_keys,
+)
+from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.reporting import ExecutionResult
 from falconer_core.settings import Settings
 from flows import parameters as p
 from flows.plans import plan_for_model
+from flows.runners import task_runner
 
 
 @flow(name="execute", validate_parameters=True)
@@ -25,23 +44,82 @@ def execute(
     """Run `plan` with the registered `model` over `corpus`; outputs go to the store."""
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
-    frame = tasks.load_corpus(corpus)
-    corpus_id = tasks.store_corpus(frame, corpus)
-    run_id = execution.run_id or execution_run_id(source.version, chosen, corpus_id, execution.shard_size)
-    params = {"model": model, "corpus": corpus.model_dump(), "execution": execution.model_dump()}
-    done = tasks.start_run(run_id, "execute", chosen, source.version, corpus_id, params)
-    seconds, texts, shards = 0.0, 0, pending_shards(len(frame), execution.shard_size, done)
+    snapshot = tasks.snapshot(corpus)
+    corpus_id = tasks.store_corpus(snapshot)
+    size = execution.shard_size_for(snapshot.n_texts)
+    run_id = execution.run_id or execution_run_id(source.version, chosen, corpus_id, size)
+    shards, keys = make_shards(snapshot.n_texts, size), work_keys(source.version, chosen, snapshot, size)
+    params = {"model": model, "corpus": corpus.model_dump(), "execution": execution.model_dump(), "shard_size": size}
+    done, reused = tasks.start_run(
+        run_id, "execute", chosen, source.version, corpus_id, params, len(shards), snapshot.n_texts,
+        keys if execution.reuse else None,
+    )
+    pending = [shard for shard in shards if shard.index not in set(done)]
+    run_folder = execution.run_folder or Settings().runs_dir
+    results: list[ShardResult] = []
     try:
-        for shard in shards:
-            result = tasks.execute_shard(source, chosen, frame, shard, source.version, execution.batch_size)
-            tasks.store_shard(run_id, result)
-            seconds, texts = seconds + result.seconds, texts + result.n_texts
-    except Exception:
+        if pending:
+            check_run_folder(run_folder)
+        for attempt in (1, 2):  # a second pass, on a fresh runner, for shards whose worker died
+            if not pending:
+                break
+            passed, crashed = execute_shards.with_options(task_runner=task_runner(execution))(
+                model=source, plan=chosen, corpus=snapshot, shards=pending, run_id=run_id, run_folder=run_folder,
+                work_keys=keys, execution=execution,
+            )
+            results += passed
+            pending = [shard for shard in pending if shard.index in crashed]
+            if pending and attempt == 1:
+                get_run_logger().warning("retrying shard(s) %s whose worker failed: %s", sorted(crashed), crashed)
+        if pending:
+            raise RuntimeError(f"shard(s) {[s.index for s in pending]} failed twice: {crashed}")
+    except BaseException:
         tasks.finish_run(run_id, "failed")  # committed shards stay; running the job again resumes it
         raise
     summary = tasks.finish_run(run_id)
     return ExecutionResult(
         run_id=run_id, model_version=source.version, plan_hash=chosen.hash, corpus_id=corpus_id,
-        store_path=str(Settings().store_path), n_texts=len(frame), shards=summary["shards"],
-        shards_run=len(shards), rows=summary["rows"], seconds=round(seconds, 4), texts_run=texts,
+        store_path=str(Settings().store_path), n_texts=snapshot.n_texts, shards=summary["shards"],
+        shards_run=len(results), shards_reused=len(reused), rows=summary["rows"],
+        seconds=round(sum(r.seconds for r in results), 4), texts_run=sum(r.n_texts for r in results),
+        runner=execution.runner, processes=len({r.pid for r in results}),
+        model_loads_per_process=max((r.model_loads for r in results), default=0),
     )
+
+
+@flow(name="execute-shards", validate_parameters=False)
+def execute_shards(
+    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shards: list[Shard], run_id: str, run_folder: str,
+    work_keys: dict[int, str], execution: ExecutionSettings,
+) -> tuple[list[ShardResult], dict[int, str]]:
+    """Submit every shard to this flow's task runner and commit each part as it completes.
+    Returns the executed shards and, by index, the ones whose worker failed for a reason that
+    may pass (a crash); a Falconer error (bad input, a full disk) is raised once the others
+    are committed."""
+    futures = {
+        tasks.execute_shard.submit(
+            model, plan, corpus, shard, model.version or model.path, run_id, run_folder,
+            execution.batch_size, execution.threads(),
+        ): shard
+        for shard in shards
+    }
+    done: list[ShardResult] = []
+    crashed: dict[int, str] = {}
+    fatal: BaseException | None = None
+    with tqdm(total=len(shards), desc="shards", unit="shard", disable=not execution.progress) as bar:
+        for future in as_completed(list(futures)):
+            shard = futures[future]
+            try:
+                result = future.result()
+            except FalconerError as exc:
+                fatal = fatal or exc
+                continue
+            except BaseException as exc:  # a crashed worker: the others still commit
+                crashed[shard.index] = f"{type(exc).__name__}: {exc}"
+                continue
+            tasks.commit_shard(run_id, result, work_keys.get(shard.index))
+            done.append(result)
+            bar.update(1)
+    if fatal is not None:
+        raise fatal
+    return done, crashed

@@ -38,12 +38,12 @@ def incubate(
     """Grow a metamodel for one task: `plan` (else the planner plans `instruction`), fine-tuned
     from `parent` (else `base_model`), registered under `model_name`."""
     settings = Settings()
-    frame = tasks.load_corpus(corpus)
-    corpus_id = tasks.store_corpus(frame, corpus)
+    snapshot = tasks.snapshot(corpus)
+    corpus_id = tasks.store_corpus(snapshot)
     chosen = choose_plan(plan, instruction, planner)
     publish_plan(chosen)
     start = tasks.fetch_model(parent) if parent else ModelSource.base(base_model or settings.base_model)
-    annotations = tasks.annotate(chosen, frame, tasks.sample(frame, chosen, sampling, start), annotator)
+    annotations = tasks.annotate(chosen, snapshot, tasks.sample(snapshot, chosen, sampling, start), annotator)
     tasks.store_annotations(annotations)
     publish_sample(annotations)
     checkpoint = tasks.fine_tune(annotations, start, training, holdout)

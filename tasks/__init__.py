@@ -8,13 +8,13 @@ a failure, or with one input changed, redoes only what failed or changed.
 import logging
 
 from tasks.annotation import annotate
-from tasks.corpus import load_corpus
+from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard
 from tasks.planning import load_plan, make_plan
 from tasks.registry import fetch_model, fetch_plan, register
 from tasks.sampling import sample
-from tasks.storage import finish_run, start_run, store_annotations, store_corpus, store_shard
+from tasks.storage import commit_shard, finish_run, start_run, store_annotations, store_corpus
 from tasks.training import fine_tune
 
 # falconer_core logs progress (fine-tuning epochs, LLM retries) at INFO; with
@@ -23,19 +23,19 @@ logging.getLogger("falconer_core").setLevel(logging.INFO)
 
 __all__ = [
     "annotate",
+    "commit_shard",
     "evaluate",
     "execute_shard",
     "fetch_model",
     "fetch_plan",
     "finish_run",
     "fine_tune",
-    "load_corpus",
     "load_plan",
     "make_plan",
     "register",
     "sample",
+    "snapshot",
     "start_run",
     "store_annotations",
     "store_corpus",
-    "store_shard",
 ]

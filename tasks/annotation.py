@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
@@ -15,9 +14,8 @@ from falconer_core.annotators import (
     annotate_sample,
     annotator_fingerprint,
     build_annotator,
-    sample_rows,
 )
-from falconer_core.corpus import corpus_id
+from falconer_core.corpus import CorpusSnapshot, corpus_id
 from falconer_core.hashing import content_hash
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample
@@ -29,7 +27,7 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """The plan, the sampled texts and the annotator (its LLM, or the gold cells) determine the
     annotations."""
     plan: Plan = parameters["plan"]
-    rows = sample_rows(parameters["corpus"], parameters["sample"].ids)
+    rows = parameters["corpus"].rows_by_id(parameters["sample"].ids)
     return content_hash(
         "annotate", plan.hash, corpus_id(rows[["id", "text"]]),
         annotator_fingerprint(parameters["annotator"], plan, rows),
@@ -42,9 +40,9 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     cache_policy=CacheKeyFnPolicy(cache_key_fn=_annotate_key) + TASK_SOURCE,
     persist_result=True, result_storage=RESULTS,
 )
-def annotate(plan: Plan, corpus: pd.DataFrame, sample: AnnotationSample, annotator: AnnotatorChoice) -> AnnotationSet:
+def annotate(plan: Plan, corpus: CorpusSnapshot, sample: AnnotationSample, annotator: AnnotatorChoice) -> AnnotationSet:
     """Run every step of the plan on the sampled texts with the annotator."""
-    rows = sample_rows(corpus, sample.ids)
+    rows = corpus.rows_by_id(sample.ids)
     runner, client = build_annotator(annotator, plan, rows, cache_dir=Settings().llm_cache_dir)
     annotations = annotate_sample(
         plan, rows["id"], rows["text"], runner, annotator=annotator.identity(), client=client

@@ -1,25 +1,29 @@
-"""Running the metamodel over one shard of the corpus."""
+"""Running the metamodel over one shard of the corpus, wherever the task runner puts it."""
 
 from __future__ import annotations
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from falconer_core import execution
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 
 
 @task(name="execute-shard", task_run_name="execute-shard-{shard.index}", cache_policy=NO_CACHE)
 def execute_shard(
-    model: ModelSource, plan: Plan, corpus: pd.DataFrame, shard: execution.Shard, model_version: str, batch_size: int = 64
+    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: execution.Shard, model_version: str, run_id: str,
+    run_folder: str, batch_size: int = 64, threads: int | None = None,
 ) -> execution.ShardResult:
-    """Execute the plan with the metamodel on texts `shard.start:shard.end`; the rows go to the
-    store next, which is what makes the shard count as done (no result is cached here)."""
-    result = execution.execute_shard(model, plan, corpus, shard, model_version=model_version, batch_size=batch_size)
+    """Execute the plan on texts `shard.start:shard.end` of the snapshot and leave the rows as a
+    Parquet part; committing the part is what makes the shard count as done."""
+    result = execution.execute_shard(
+        model, plan, corpus, shard, model_version=model_version, run_id=run_id, run_folder=run_folder,
+        batch_size=batch_size, threads=threads,
+    )
     get_run_logger().info(
-        "shard %d: %d texts, %d pass the filter, %d rows in %.2f s",
-        shard.index, result.n_texts, result.n_passed, len(result.rows), result.seconds,
+        "shard %d: %d texts, %d pass the filter, %d rows in %.2f s (process %d, model loads here: %d)",
+        shard.index, result.n_texts, result.n_passed, result.n_rows, result.seconds, result.pid, result.model_loads,
     )
     return result

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
-from falconer_core.corpus import corpus_id
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
@@ -20,7 +19,7 @@ from tasks.policies import RESULTS
 def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Corpus content, plan, settings and the scoring model determine the sample."""
     return content_hash(
-        "sample", corpus_id(parameters["corpus"]), parameters["plan"].hash,
+        "sample", parameters["corpus"].corpus_id, parameters["plan"].hash,
         parameters["settings"].model_dump(mode="json"), parameters["scorer"].identity,
     )
 
@@ -30,9 +29,9 @@ def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     cache_policy=CacheKeyFnPolicy(cache_key_fn=_sample_key) + TASK_SOURCE,
     persist_result=True, result_storage=RESULTS,
 )
-def sample(corpus: pd.DataFrame, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:
+def sample(corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:
     """Pick the texts to annotate, stratified by the scorer's zero-shot label scores when it can
     score (see `sample_corpus`), else at random."""
-    picked = sample_corpus(corpus["id"], corpus["text"], plan, settings, scorer)
+    picked = sample_corpus(corpus, plan, settings, scorer)
     get_run_logger().info(picked.summary.describe())
     return picked

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from falconer_core.annotators import AnnotationSet
-from falconer_core.corpus import CorpusSource
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution import ShardResult
 from falconer_core.plan import Plan
 from falconer_core.settings import Settings
@@ -25,9 +24,9 @@ _IO = {"cache_policy": NO_CACHE, "retries": 3, "retry_delay_seconds": RETRY_DELA
 
 
 @task(name="store-corpus", **_IO)
-def store_corpus(corpus: pd.DataFrame, source: CorpusSource) -> str:
-    """Register the corpus in the store; returns its content id."""
-    return sessions.record_corpus(Settings().store_path, corpus, name=source.name, source=source.path)
+def store_corpus(corpus: CorpusSnapshot) -> str:
+    """Register the snapshotted corpus in the store; returns its content id."""
+    return sessions.record_corpus(Settings().store_path, corpus)
 
 
 @task(name="store-annotations", **_IO)
@@ -38,22 +37,27 @@ def store_annotations(annotations: AnnotationSet) -> int:
 
 @task(name="start-run", **_IO)
 def start_run(
-    run_id: str, kind: str, plan: Plan, model_version: str, corpus_id: str, params: dict[str, Any]
-) -> list[int]:
-    """Record the run as running; returns the shards an earlier attempt already committed."""
-    done = sessions.start_run(
+    run_id: str, kind: str, plan: Plan, model_version: str, corpus_id: str, params: dict[str, Any],
+    n_shards: int | None = None, n_texts: int | None = None, work_keys: dict[int, str] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Record the run as running, reuse shards other runs did on the same texts; returns the
+    shards already complete (committed by an earlier attempt, or reused now) and those reused."""
+    done, reused = sessions.start_run(
         Settings().store_path, run_id, kind=kind, plan=plan, model_version=model_version,
-        corpus_id=corpus_id, params=params,
+        corpus_id=corpus_id, params=params, n_shards=n_shards, n_texts=n_texts, work_keys=work_keys,
     )
-    if done:
-        get_run_logger().info("run %s resumes: shards %s are already stored", run_id, done)
-    return done
+    logger = get_run_logger()
+    if reused:
+        logger.info("run %s reuses %d shard(s) other runs did on the same texts: %s", run_id, len(reused), reused)
+    if set(done) - set(reused):
+        logger.info("run %s resumes: shards %s are already stored", run_id, sorted(set(done) - set(reused)))
+    return done, reused
 
 
-@task(name="store-shard", task_run_name="store-shard-{result.shard.index}", **_IO)
-def store_shard(run_id: str, result: ShardResult) -> int:
-    """Replace the shard's rows and mark it complete in one transaction; returns rows written."""
-    return sessions.write_shard(Settings().store_path, run_id, result.shard.index, result.rows)
+@task(name="commit-shard", task_run_name="commit-shard-{result.shard.index}", **_IO)
+def commit_shard(run_id: str, result: ShardResult, work_key: str | None = None) -> int:
+    """Commit a worker's part into the store: rows and completion in one transaction."""
+    return sessions.commit_shard(Settings().store_path, run_id, result, work_key)
 
 
 @task(name="finish-run", **_IO)

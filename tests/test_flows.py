@@ -11,8 +11,8 @@ from uuid import UUID
 import pytest
 
 from falconer_core.corpus.source import CorpusSource
+from falconer_core.execution import ExecutionSettings
 from falconer_core.execution.outputs import FILTER_FIELD
-from falconer_core.execution.shards import ExecutionSettings
 from falconer_core.llm.choice import LLMChoice
 from falconer_core.metamodel import TrainingSettings
 from falconer_core.sampling import SamplingSettings
@@ -158,7 +158,7 @@ def test_mine_runs_end_to_end_with_human_labels(mined, planner):
     assert {row.route for row in result.costs} >= {"metamodel on the whole corpus", "fine-tune the metamodel"}
 
     runs = flow_run_tree(flow_run_id)
-    assert sorted(_flow_name(r) for r in runs) == ["execute", "incubate", "mine"]
+    assert sorted(_flow_name(r) for r in runs) == ["execute", "execute-shards", "incubate", "mine"]
     with _client() as client:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 

@@ -9,13 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import falconer_core
-from falconer_core.annotators.annotation import annotate_sample, build_annotator, sample_rows
+from falconer_core.annotators.annotation import annotate_sample, build_annotator
 from falconer_core.annotators.choice import AnnotatorChoice
-from falconer_core.corpus import corpus_from_frame
 from falconer_core.execution.outputs import FILTER_FIELD
 from falconer_core.execution.shards import execute_shard
 from falconer_core.finetune.split import HoldoutSettings
@@ -71,15 +69,21 @@ def test_orchestration_imports_no_torch_or_transformers():
     assert loaded == {"torch": False, "transformers": False, "prefect": True}
 
 
-def test_annotate_fine_tune_evaluate_execute_without_prefect(tiny_encoder_path, tmp_path):
+def test_one_instruction_from_a_file_to_store_rows_without_prefect(tiny_encoder_path, tmp_path):
+    """The route of `falconer mine` through the core alone: snapshot, sample rows, annotate,
+    fine-tune, evaluate, execute a shard into a part, commit it to DuckDB."""
+    from falconer_core.corpus import CorpusSource, snapshot_corpus
     from falconer_core.evaluation.scoring import evaluate_model
-    from falconer_core.execution.shards import make_shards
+    from falconer_core.execution import make_shards, read_part
     from falconer_core.finetune.checkpoint import fine_tune_checkpoint
     from falconer_core.metamodel import TrainingSettings
+    from falconer_core.store import Store
 
-    frame = corpus_from_frame(tweets(60), "text", "tweet_id")
+    tweets(60).to_csv(tmp_path / "tweets.csv", index=False)
+    corpus = snapshot_corpus(CorpusSource(path=str(tmp_path / "tweets.csv"), id_column="tweet_id"), tmp_path / "corpora")
     plan = Plan.from_dict(PLAN)
-    rows = sample_rows(frame, frame["id"][:40].tolist())
+    ids = corpus.ids()
+    rows = corpus.rows_by_id(ids[:40])
     runner, _ = build_annotator(AnnotatorChoice(), plan, rows)
     annotations = annotate_sample(plan, rows["id"], rows["text"], runner, annotator="human")
     start = ModelSource.base(str(tiny_encoder_path))
@@ -90,7 +94,13 @@ def test_annotate_fine_tune_evaluate_execute_without_prefect(tiny_encoder_path, 
     assert len(checkpoint.heldout_ids) == 10 and checkpoint.base_model == str(tiny_encoder_path)
     evaluation = evaluate_model(checkpoint.source, annotations, checkpoint.heldout_ids)
     assert evaluation.n_texts == 10 and {"mean_f1", "f1.people", "f1.mentions_place"} <= set(evaluation.metrics())
-    result = execute_shard(checkpoint.source, plan, frame, make_shards(len(frame), 25)[1], model_version="m/1")
-    assert result.n_texts == 25
-    assert sorted(result.rows.query(f"field == '{FILTER_FIELD}'")["text_id"]) == frame["id"][25:50].tolist()
-    assert isinstance(result.rows, pd.DataFrame)
+    shard = make_shards(corpus.n_texts, 25)[1]
+    result = execute_shard(checkpoint.source, plan, corpus, shard, model_version="m/1", run_id="r1",
+                           run_folder=str(tmp_path / "runs"))
+    assert result.n_texts == 25 and result.part.endswith("part-000001.parquet")
+    part = read_part(result.part)
+    assert sorted(part.to_pandas().query(f"field == '{FILTER_FIELD}'")["text_id"]) == ids[25:50]
+    with Store(tmp_path / "s.duckdb") as store:
+        store.upsert_run("r1", "execute", model_version="m/1")
+        assert store.commit_part("r1", 1, part) == result.n_rows == len(store.outputs("r1"))
+        assert store.completed_shards("r1") == [1]

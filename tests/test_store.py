@@ -362,3 +362,69 @@ def test_export_and_read_back(store, corpus, tmp_path, fmt):
 def test_export_unknown_format(store, tmp_path):
     with pytest.raises(ConfigError, match="use csv, parquet or jsonl"):
         store.export_outputs(tmp_path / "out.xlsx")
+
+
+# -- parts, reuse, progress and upgrades ------------------------------------------------------------
+
+
+def _part(corpus: pd.DataFrame, run_id: str, shard: int):
+    import pyarrow as pa
+
+    from falconer_core.execution.parts import PART_SCHEMA
+    from falconer_core.store.schemas import normalise_outputs
+
+    frame = normalise_outputs(shard_outputs(corpus, shard), run_id, shard)
+    return pa.Table.from_pandas(frame, schema=PART_SCHEMA, preserve_index=False)
+
+
+def test_committing_a_part_twice_keeps_one_copy(store, corpus):
+    store.upsert_run("r", "execute", model_version="m/1")
+    first = store.commit_part("r", 1, _part(corpus, "r", 1), work_key="k1", n_texts=3, seconds=0.5)
+    assert store.commit_part("r", 1, _part(corpus, "r", 1), work_key="k1", n_texts=3, seconds=0.5) == first
+    assert len(store.outputs("r")) == first and store.completed_shards("r") == [1]
+    with pytest.raises(StoreError, match="another run"):
+        store.commit_part("other", 1, _part(corpus, "r", 1))
+
+
+def test_shards_with_the_same_work_are_copied_not_rerun(store, corpus):
+    store.upsert_run("old", "execute", model_version="m/1")
+    for shard in range(n_shards()):
+        store.commit_part("old", shard, _part(corpus, "old", shard), work_key=f"k{shard}", n_texts=3, seconds=1.0)
+    store.upsert_run("new", "execute", model_version="m/1")
+    reused = store.reuse_shards("new", {0: "k0", 1: "k1", 2: "changed", 3: "k3"})
+    assert reused == [0, 1, 3] and store.completed_shards("new") == [0, 1, 3]
+    old, new = store.outputs("old"), store.outputs("new")
+    assert len(new) == len(old[old["shard"] != 2])
+    assert store.reuse_shards("new", {0: "k0", 1: "k1", 3: "k3"}) == []  # already complete: nothing copied twice
+    assert len(store.outputs("new")) == len(new)
+
+
+def test_a_silent_running_run_reads_stale(store):
+    store.upsert_run("live", "execute")
+    store.set_run_size("live", n_shards=4, n_texts=40)
+    progress = store.run_progress(stale_after_seconds=3600).set_index("run_id")
+    assert progress.loc["live", "status"] == "running" and progress.loc["live", "n_shards"] == 4
+    assert store.run_progress(stale_after_seconds=0).set_index("run_id").loc["live", "status"] == "stale"
+    store.set_run_status("live", "completed")
+    assert store.run_progress(stale_after_seconds=0).set_index("run_id").loc["live", "status"] == "completed"
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path):
+    import duckdb
+
+    path = tmp_path / "v1.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE falconer_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);"
+            "INSERT INTO falconer_meta VALUES ('schema_version', '1');"
+            "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, plan_hash VARCHAR, "
+            "model_version VARCHAR, corpus_id VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL, "
+            "finished_at TIMESTAMPTZ, params JSON);"
+            "INSERT INTO runs VALUES ('old', 'execute', NULL, NULL, NULL, 'completed', now(), now(), NULL);"
+            "CREATE TABLE run_shards (run_id VARCHAR NOT NULL, shard INTEGER NOT NULL, n_rows BIGINT NOT NULL, "
+            "completed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, shard));"
+        )
+    with Store(path) as store:
+        assert store.run("old")["status"] == "completed" and store.run("old")["heartbeat_at"] is None
+        assert store.query("SELECT value FROM falconer_meta WHERE key = 'schema_version'")["value"].tolist() == ["2"]
+        assert "work_key" in store.query("SELECT * FROM run_shards LIMIT 0").columns

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
-import io
 import json
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_lib
+import pyarrow.parquet as pq
 
+from falconer_core.corpus.identity import CorpusIdentity, text_hash
 from falconer_core.errors import CorpusError, FalconerError
 from falconer_core.hashing import content_hash
 
@@ -117,9 +116,8 @@ def file_fingerprint(path: str | Path) -> str:
     return content_hash(str(path.resolve()), stats)
 
 
-_LOADED: OrderedDict[tuple[str, str, str | None, str], pd.DataFrame] = OrderedDict()
-_LOADED_LOCK = threading.Lock()
-_MAX_LOADED = 2
+#: Rows per chunk when a corpus is streamed (`read_corpus_chunks`): bounded memory on any size.
+CHUNK_ROWS = 50_000
 
 
 def load_corpus(
@@ -127,29 +125,51 @@ def load_corpus(
     text_column: str = TEXT,
     id_column: str | None = None,
 ) -> pd.DataFrame:
-    """Read a CSV, TSV, JSONL or Parquet file, or a folder of .txt files, as a corpus frame.
+    """Read a CSV, TSV, JSONL or Parquet file, or a folder of .txt files, as one corpus frame.
 
     The result has `id` and `text` first (both strings), then every other column of the
     source. With `id_column=None`, ids are the 0-based row numbers as strings; for a folder,
     ids are the file stems. Raises `CorpusError` saying what is wrong and how to fix it.
-
-    A process reads an unchanged file once: the CLI's up-front check, `incubate` and `execute`
-    of one `mine` share the frame (a copy on write, so a caller may change its own).
+    For corpora that do not fit in memory, snapshot them instead (`snapshot_corpus`).
     """
-    key = (str(Path(path).resolve()), text_column, id_column, file_fingerprint(path))
-    with _LOADED_LOCK:
-        if key in _LOADED:
-            _LOADED.move_to_end(key)
-            return _LOADED[key].copy(deep=False)
-    frame = _read_corpus(Path(path), text_column, id_column)
-    with _LOADED_LOCK:
-        _LOADED[key] = frame
-        while len(_LOADED) > _MAX_LOADED:
-            _LOADED.popitem(last=False)
-    return frame.copy(deep=False)
+    source = str(path)
+    chunks = list(read_corpus_chunks(path, text_column, id_column))
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    _check_ids(frame[ID], source=source)
+    return frame
 
 
-def _read_corpus(path: Path, text_column: str, id_column: str | None) -> pd.DataFrame:
+def read_corpus_chunks(
+    path: str | Path,
+    text_column: str = TEXT,
+    id_column: str | None = None,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The corpus as checked frames of at most `chunk_rows` rows, in file order.
+
+    Each chunk passes the same gate as `corpus_from_frame` (row-number ids continue across
+    chunks, errors name rows of the whole file); ids unique across chunks is the caller's
+    check (`load_corpus` in memory, `snapshot_corpus` in DuckDB). Raises `CorpusError`.
+    """
+    path = Path(path)
+    first_row = 0
+    for raw in _raw_chunks(path, text_column, id_column, chunk_rows):
+        if len(raw) == 0:
+            continue
+        raw.index = pd.RangeIndex(first_row, first_row + len(raw))
+        text, ids = (TEXT, ID) if path.is_dir() else (text_column, id_column)  # a folder: stems and contents
+        yield corpus_from_frame(raw, text_column=text, id_column=ids, source=str(path), first_row=first_row)
+        first_row += len(raw)
+    if first_row == 0:
+        raise CorpusError(
+            f"corpus {path} is empty (no rows); add at least one text, or check that the "
+            "file is the one you meant"
+        )
+
+
+def _raw_chunks(path: Path, text_column: str, id_column: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Unchecked frames straight from the file, chunk by chunk."""
     if not path.exists():
         raise CorpusError(
             f"corpus not found: {path} (resolved to {path.resolve()}); check the path, or pass "
@@ -161,8 +181,8 @@ def _read_corpus(path: Path, text_column: str, id_column: str | None) -> pd.Data
                 f"{path} is a folder of .txt files: ids are file stems and texts are file "
                 "contents, so text/id columns cannot be chosen; drop --text-column/--id-column"
             )
-        raw = _read_txt_folder(path)
-        return corpus_from_frame(raw, text_column=TEXT, id_column=ID, source=str(path))
+        yield _read_txt_folder(path)
+        return
 
     fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -172,15 +192,14 @@ def _read_corpus(path: Path, text_column: str, id_column: str | None) -> pd.Data
             "file or rename it if its content is one of these formats"
         )
     if fmt == "parquet":
-        raw = _read_parquet(path)
+        yield from _read_parquet(path, chunk_rows)
+        return
+    _check_utf8(path)
+    if fmt == "jsonl":
+        yield from _read_jsonl(path, chunk_rows)
     else:
-        content = _decode_strict(path.read_bytes(), path)
-        if fmt == "jsonl":
-            raw = _read_jsonl(content, path)
-        else:
-            raw = _read_delimited(content, path, sep="," if fmt == "csv" else "\t",
-                                  string_columns=[c for c in (text_column, id_column) if c])
-    return corpus_from_frame(raw, text_column=text_column, id_column=id_column, source=str(path))
+        yield from _read_delimited(path, sep="," if fmt == "csv" else "\t", chunk_rows=chunk_rows,
+                                   string_columns=[c for c in (text_column, id_column) if c])
 
 
 def corpus_from_frame(
@@ -189,8 +208,10 @@ def corpus_from_frame(
     id_column: str | None = None,
     *,
     source: str = "<frame>",
+    first_row: int = 0,
 ) -> pd.DataFrame:
-    """Normalise an in-memory frame into a corpus, with the same checks as `load_corpus`.
+    """Normalise an in-memory frame into a corpus, with the same checks as `load_corpus`
+    (`first_row` numbers the rows of a chunk that starts further down a file).
 
     This is the Python-API entry point (a user with a DataFrame need not write a file) and the
     last step of every reader, so every corpus passes the same gate.
@@ -227,7 +248,7 @@ def corpus_from_frame(
         )
 
     if id_column is None:
-        ids = pd.Series([str(i) for i in range(len(frame))], index=frame.index, dtype="str")
+        ids = pd.Series([str(i) for i in range(first_row, first_row + len(frame))], index=frame.index, dtype="str")
     else:
         ids = _ids_as_strings(frame[id_column], source=source, id_column=id_column)
     texts = _texts_as_strings(frame[text_column], source=source)
@@ -243,24 +264,15 @@ def corpus_from_frame(
 def corpus_id(frame: pd.DataFrame) -> str:
     """A stable content hash of a corpus's ids and texts, in order (16 hex characters).
 
-    Only `id` and `text` count: editing a gold-label column does not make a new corpus.
-    Each value is length-prefixed, so no two different corpora can hash the same input.
+    Only `id` and `text` count: editing a gold-label column does not make a new corpus. The
+    same as a snapshot's `corpus_id` for the same texts (see `corpus.identity`).
     """
     for column in (ID, TEXT):
         if column not in frame.columns:
             raise CorpusError(f"corpus_id needs a corpus frame with '{column}'; got {list(frame.columns)}")
-    digest = hashlib.sha256()
-    for value in _interleave(frame[ID].tolist(), frame[TEXT].tolist()):
-        data = str(value).encode("utf-8")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.hexdigest()[:16]
-
-
-def _interleave(a: Sequence, b: Sequence):
-    for x, y in zip(a, b, strict=True):
-        yield x
-        yield y
+    identity = CorpusIdentity()
+    identity.update([str(i) for i in frame[ID]], [text_hash(str(t)) for t in frame[TEXT]])
+    return identity.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,64 +286,97 @@ def _decode_strict(data: bytes, path: Path) -> str:
     try:
         return data[offset:].decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
-        position = offset + exc.start
-        line = data[:position].count(b"\n") + 1
-        raise CorpusError(
-            f"{path} is not valid UTF-8: byte 0x{data[position]:02x} at byte offset {position} "
-            f"(line {line}) cannot be decoded ({exc.reason}). Re-save the file as UTF-8 (e.g. "
-            f"`iconv -f latin1 -t utf-8 {path.name}`)"
-        ) from None
+        raise _not_utf8(path, data, offset + exc.start, exc.reason, line_offset=0) from None
 
 
-def _read_delimited(content: str, path: Path, *, sep: str, string_columns: list[str]) -> pd.DataFrame:
+def _not_utf8(path: Path, data: bytes, position: int, reason: str, *, line_offset: int, base: int = 0) -> CorpusError:
+    line = line_offset + data[:position].count(b"\n") + 1
+    return CorpusError(
+        f"{path} is not valid UTF-8: byte 0x{data[position]:02x} at byte offset {base + position} "
+        f"(line {line}) cannot be decoded ({reason}). Re-save the file as UTF-8 (e.g. "
+        f"`iconv -f latin1 -t utf-8 {path.name}`)"
+    )
+
+
+def _check_utf8(path: Path, block: int = 1 << 20) -> None:
+    """Stream the file through a strict UTF-8 decoder, so bad bytes fail with their position
+    before any parsing (a parser would report them less clearly, or not at all)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    lines = consumed = 0
+    pending = b""  # bytes the decoder holds back (a character cut by the block edge)
+    with path.open("rb") as handle:
+        while True:
+            data = handle.read(block)
+            final = not data
+            start = 3 if consumed == 0 and data.startswith(codecs.BOM_UTF8) else 0
+            try:
+                decoder.decode(data[start:], final=final)
+            except UnicodeDecodeError as exc:
+                window = pending + data[start:]
+                raise _not_utf8(path, window, exc.start, exc.reason, line_offset=lines,
+                                base=consumed + start - len(pending)) from None
+            held = decoder.getstate()[0]
+            lines += (pending + data[start:])[: len(pending) + len(data) - start - len(held)].count(b"\n")
+            pending = held
+            consumed += len(data)
+            if final:
+                return
+
+
+def _read_delimited(path: Path, *, sep: str, chunk_rows: int, string_columns: list[str]) -> Iterator[pd.DataFrame]:
     # Only empty cells are missing: a text that reads "NA" or "null" is a real text. The text
     # and id columns stay strings so ids like "007" keep their zeros.
+    kind = "TSV (tab-separated)" if sep == "\t" else "CSV (comma-separated)"
     try:
-        return pd.read_csv(
-            io.StringIO(content),
-            sep=sep,
-            dtype={c: str for c in string_columns},
-            keep_default_na=False,
-            na_values=[""],
-            quoting=csv.QUOTE_MINIMAL,
+        reader = pd.read_csv(
+            path, sep=sep, dtype={c: str for c in string_columns}, keep_default_na=False, na_values=[""],
+            quoting=csv.QUOTE_MINIMAL, encoding="utf-8-sig", chunksize=chunk_rows,
         )
+        with reader:
+            yield from reader
     except pd.errors.EmptyDataError:
         raise CorpusError(
             f"corpus {path} is empty (no header and no rows); add a header line and texts"
         ) from None
     except pd.errors.ParserError as exc:
-        kind = "TSV (tab-separated)" if sep == "\t" else "CSV (comma-separated)"
         raise CorpusError(
             f"{path} does not parse as {kind}: {exc}. Check the delimiter and quoting (a text "
             "with the delimiter or a newline must be quoted)"
         ) from None
 
 
-def _read_jsonl(content: str, path: Path) -> pd.DataFrame:
-    records = []
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(
-                f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); each "
-                "line must be one JSON object, e.g. {\"text\": \"...\"}"
-            ) from None
-        if not isinstance(record, dict):
-            raise CorpusError(
-                f"{path}, line {number}: expected a JSON object, got {type(record).__name__}; "
-                "each line must be one JSON object, e.g. {\"text\": \"...\"}"
-            )
-        records.append(record)
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    records: list[dict] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(
+                    f"{path}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); each "
+                    "line must be one JSON object, e.g. {\"text\": \"...\"}"
+                ) from None
+            if not isinstance(record, dict):
+                raise CorpusError(
+                    f"{path}, line {number}: expected a JSON object, got {type(record).__name__}; "
+                    "each line must be one JSON object, e.g. {\"text\": \"...\"}"
+                )
+            records.append(record)
+            if len(records) == chunk_rows:
+                yield pd.DataFrame.from_records(records)
+                records = []
+    if records:
+        yield pd.DataFrame.from_records(records)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        for batch in batches:
+            yield batch.to_pandas()
+    except (OSError, pa_lib.ArrowException) as exc:  # pyarrow raises several types for a corrupt file
         raise CorpusError(f"{path} cannot be read as Parquet: {exc}. Check the file is Parquet") from None
 
 

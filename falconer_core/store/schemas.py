@@ -4,11 +4,16 @@ poisoning a table."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.engines import pandas_engine
+
+from falconer_core.corpus import validate_frame
+from falconer_core.errors import StoreError
 
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "completed", "failed", "cancelled")
@@ -102,6 +107,9 @@ RunsSchema = pa.DataFrameSchema(
         "started_at": pa.Column(_UTC, nullable=False, coerce=True),
         "finished_at": pa.Column(_UTC, nullable=True, coerce=True),
         "params": _STR,
+        "n_shards": _INT,
+        "n_texts": _INT,
+        "heartbeat_at": pa.Column(_UTC, nullable=True, coerce=True),
     },
     strict=True,
     ordered=True,
@@ -127,6 +135,7 @@ CorporaSchema = pa.DataFrameSchema(
         "n_texts": pa.Column("int64", pa.Check.ge(0), nullable=False, coerce=True),
         "source": _STR,
         "created_at": pa.Column(_UTC, nullable=False, coerce=True),
+        "snapshot": _STR,
     },
     strict=True,
     ordered=True,
@@ -135,6 +144,66 @@ CorporaSchema = pa.DataFrameSchema(
 
 OUTPUT_COLUMNS: tuple[str, ...] = tuple(OutputsSchema.columns)
 ANNOTATION_COLUMNS: tuple[str, ...] = tuple(AnnotationsSchema.columns)
+
+
+_OUTPUT_OPTIONAL = ("value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step")
+
+
+def normalise_outputs(
+    frame: pd.DataFrame, run_id: str, shard: int, *, model_version: str | None = None, plan_hash: str | None = None
+) -> pd.DataFrame:
+    """One shard's output rows with their key columns set and values as text (bools become
+    "true"/"false"), checked against `OutputsSchema` but for `created_at` (set when stored).
+    Refuses a frame that names another run or shard, or carries unknown columns."""
+    frame = frame.copy()
+    require_columns(frame, ("text_id", "field"), "outputs frame")
+    fill_key(frame, "run_id", run_id, what="outputs frame")
+    fill_key(frame, "shard", shard, what="outputs frame")
+    defaults = {"model_version": model_version, "plan_hash": plan_hash}
+    for column in _OUTPUT_OPTIONAL:
+        if column not in frame.columns:
+            frame[column] = defaults.get(column)
+    frame["value"] = frame["value"].map(value_text).astype("str")
+    unknown = sorted(set(frame.columns) - set(OUTPUT_COLUMNS))
+    if unknown:
+        raise StoreError(f"outputs frame has unknown columns {unknown}; allowed: {list(OUTPUT_COLUMNS)}")
+    columns = [c for c in OUTPUT_COLUMNS if c != "created_at"]
+    schema = OutputsSchema.remove_columns(["created_at"])
+    return validate_frame(schema, frame[columns], what=f"outputs of run {run_id} shard {shard}", error=StoreError)
+
+
+def value_text(value: object) -> str | None:
+    """An output value as the text the store keeps."""
+    if is_missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StoreError(f"{what} lacks required column(s) {missing}; it has {list(frame.columns)}")
+
+
+def fill_key(frame: pd.DataFrame, column: str, value: object, *, what: str) -> None:
+    """Set a key column, refusing a frame that already says something different."""
+    if column in frame.columns:
+        present = set(frame[column].dropna().unique().tolist())
+        if present - {value}:
+            raise StoreError(
+                f"{what} has {column} values {sorted(map(str, present))[:5]} but is written as "
+                f"{column}={value!r}; drop the column or write each part separately"
+            )
+    frame[column] = value
+
+
+def is_missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 __all__ = [
@@ -147,4 +216,9 @@ __all__ = [
     "PlansSchema",
     "RunStatus",
     "RunsSchema",
+    "fill_key",
+    "is_missing",
+    "normalise_outputs",
+    "require_columns",
+    "value_text",
 ]

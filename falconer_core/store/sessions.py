@@ -5,20 +5,24 @@ no stage holds the file longer than its write (DuckDB allows one writing process
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
+from falconer_core.corpus import CorpusSnapshot
+from falconer_core.execution.parts import read_part, remove_part
+from falconer_core.execution.shards import ShardResult
 from falconer_core.plan import Plan
 from falconer_core.store.database import Store
 
 
-def record_corpus(store_path: str | Path, corpus: pd.DataFrame, *, name: str | None, source: str | None) -> str:
-    """Register the corpus (ids and texts); returns its corpus id."""
+def record_corpus(store_path: str | Path, corpus: CorpusSnapshot) -> str:
+    """Register the snapshotted corpus (its texts stay in the snapshot); returns its corpus id."""
     with Store(store_path) as store:
-        return store.upsert_corpus(corpus[["id", "text"]], name=name, source=source)
+        return store.register_corpus(corpus)
 
 
 def record_annotations(store_path: str | Path, annotations: AnnotationSet) -> int:
@@ -33,16 +37,32 @@ def record_annotations(store_path: str | Path, annotations: AnnotationSet) -> in
 
 def start_run(
     store_path: str | Path, run_id: str, *, kind: str, plan: Plan, model_version: str, corpus_id: str,
-    params: dict[str, Any],
-) -> list[int]:
-    """Record the run as running (keeping its first start time) and return its completed shards."""
+    params: dict[str, Any], n_shards: int | None = None, n_texts: int | None = None,
+    work_keys: Mapping[int, str] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Record the run as running (keeping its first start time), reuse the shards other runs
+    already did on the same texts, and return (every completed shard, the ones reused now)."""
     with Store(store_path) as store:
         store.upsert_plan(plan.hash, plan.to_dict(), plan.instruction)
         store.upsert_run(
             run_id, kind, status="running", plan_hash=plan.hash, model_version=model_version,
             corpus_id=corpus_id, params=params,
         )
-        return store.completed_shards(run_id)
+        if n_shards is not None:
+            store.set_run_size(run_id, n_shards=n_shards, n_texts=n_texts or 0)
+        reused = store.reuse_shards(run_id, work_keys or {})
+        return store.completed_shards(run_id), reused
+
+
+def commit_shard(store_path: str | Path, run_id: str, result: ShardResult, work_key: str | None) -> int:
+    """Commit a worker's part into the store (rows and completion in one transaction), then
+    delete the part; returns rows written. Repeating it for the same shard is harmless."""
+    part = read_part(result.part)
+    with Store(store_path) as store:
+        rows = store.commit_part(run_id, result.shard.index, part, work_key=work_key, n_texts=result.n_texts,
+                                 seconds=result.seconds)
+    remove_part(result.part)
+    return rows
 
 
 def write_shard(store_path: str | Path, run_id: str, shard: int, rows: pd.DataFrame) -> int:
@@ -60,4 +80,4 @@ def finish_run(store_path: str | Path, run_id: str, status: str = "completed") -
         return {**record, "rows": int(rows), "shards": len(store.completed_shards(run_id))}
 
 
-__all__ = ["finish_run", "record_annotations", "record_corpus", "start_run", "write_shard"]
+__all__ = ["commit_shard", "finish_run", "record_annotations", "record_corpus", "start_run", "write_shard"]

@@ -1,0 +1,138 @@
+"""The store's run records: one row per run (status, size, heartbeat, params) and what progress
+its shards show. A part of `Store` (it uses the store's connection and lock), kept in its own
+module because runs are their own concept: created, resumed, watched, finished."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from falconer_core.errors import ConfigError, StoreError
+from falconer_core.store.schemas import RUN_STATUSES, RunsSchema, RunStatus, is_missing
+
+_FINISHED = {"completed", "failed", "cancelled"}
+# Keys that name a credential; such values must never reach the store.
+_SECRET_KEY = re.compile(
+    r"api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token", re.I
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunRecords:
+    """Run records of a `Store` (which provides `_exec`, `_fetch`, `_read`, `_lock` and `path`)."""
+
+    def upsert_run(
+        self,
+        run_id: str,
+        kind: str,
+        *,
+        status: RunStatus = "running",
+        plan_hash: str | None = None,
+        model_version: str | None = None,
+        corpus_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create or update a run record. Re-upserting keeps `started_at`; a finished status
+        stamps `finished_at`. Params are stored as JSON and must hold no credentials."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
+        params_json = None
+        if params is not None:
+            params_json = json.dumps(check_no_secrets(params), sort_keys=True, default=str)
+        now = _now()
+        finished = now if status in _FINISHED else None
+        with self._lock:
+            self._exec(
+                "INSERT INTO runs (run_id, kind, plan_hash, model_version, corpus_id, status, started_at, "
+                "finished_at, params, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "heartbeat_at = excluded.heartbeat_at, "
+                "kind = excluded.kind, status = excluded.status, finished_at = excluded.finished_at, "
+                "plan_hash = coalesce(excluded.plan_hash, runs.plan_hash), "
+                "model_version = coalesce(excluded.model_version, runs.model_version), "
+                "corpus_id = coalesce(excluded.corpus_id, runs.corpus_id), "
+                "params = coalesce(excluded.params, runs.params)",
+                [run_id, kind, plan_hash, model_version, corpus_id, status, now, finished, params_json, now],
+            )
+
+    def set_run_status(self, run_id: str, status: RunStatus) -> None:
+        """Move a run to `status` (stamping `finished_at` when it is a final one)."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
+        with self._lock:
+            updated = self._exec(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ? RETURNING run_id",
+                [status, _now() if status in _FINISHED else None, run_id],
+            )
+        if not updated:
+            raise StoreError(f"no run {run_id!r} in {self.path}; create it with upsert_run first")
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run as a dict (params decoded), or None when unknown."""
+        frame = self._read(RunsSchema, "SELECT * FROM runs WHERE run_id = ?", [run_id], "runs")
+        if frame.empty:
+            return None
+        record = frame.iloc[0].to_dict()
+        record["params"] = json.loads(record["params"]) if isinstance(record["params"], str) else None
+        return {k: (None if is_missing(v) else v) for k, v in record.items()}
+
+    def runs(self, kind: str | None = None) -> pd.DataFrame:
+        """All runs (optionally of one kind), newest first."""
+        sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY started_at DESC"
+        return self._read(RunsSchema, sql, [kind] if kind else [], "runs")
+
+    def set_run_size(self, run_id: str, *, n_shards: int, n_texts: int) -> None:
+        """Record how big the run is, so progress can be shown as done/total."""
+        with self._lock:
+            self._exec("UPDATE runs SET n_shards = ?, n_texts = ?, heartbeat_at = ? WHERE run_id = ?",
+                       [int(n_shards), int(n_texts), _now(), run_id])
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say the run is alive; a running run whose heartbeat stops is shown as stale."""
+        with self._lock:
+            self._exec("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
+
+    def run_progress(self, *, stale_after_seconds: float = 600.0, kind: str | None = None) -> pd.DataFrame:
+        """One row per run: status (a `running` run without a heartbeat for `stale_after_seconds`
+        reads `stale`), shards done/total, texts done/total, metamodel texts/s, newest first."""
+        where = " WHERE r.kind = ?" if kind else ""
+        sql = (
+            "SELECT r.run_id, r.kind, r.status, r.model_version, r.corpus_id, r.started_at, r.heartbeat_at, "
+            "r.n_shards, r.n_texts, count(s.shard) AS shards_done, coalesce(sum(s.n_texts), 0)::BIGINT AS texts_done, "
+            "coalesce(sum(s.seconds), 0)::DOUBLE AS seconds FROM runs r LEFT JOIN run_shards s ON s.run_id = r.run_id"
+            f"{where} GROUP BY ALL ORDER BY r.started_at DESC"
+        )
+        with self._lock:
+            frame = self._fetch(sql, [kind] if kind else [])
+        now = _now()
+        beat = frame["heartbeat_at"].fillna(frame["started_at"])
+        idle = [(now - b).total_seconds() if not is_missing(b) else 0.0 for b in beat]
+        frame.loc[(frame["status"] == "running") & (pd.Series(idle, index=frame.index) > stale_after_seconds), "status"] = "stale"
+        frame["texts_per_second"] = [
+            round(t / s, 1) if s else None for t, s in zip(frame["texts_done"], frame["seconds"])
+        ]
+        return frame
+
+
+def check_no_secrets(params: Mapping[str, Any], prefix: str = "") -> Mapping[str, Any]:
+    """`params`, refused when a key looks like a credential (secrets belong in the environment)."""
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"run param {name!r} looks like a credential; secrets are never stored. Pass "
+                "them through the environment (e.g. OPENAI_API_KEY) and leave them out of params"
+            )
+        if isinstance(value, Mapping):
+            check_no_secrets(value, prefix=f"{name}.")
+    return params
+
+
+__all__ = ["RunRecords", "check_no_secrets"]
