@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -208,6 +209,39 @@ def test_outputs_prints_the_newest_run_with_its_texts(store_path):
     assert "visited" in result.stdout  # the source text, joined from the corpus
     assert "texts passing the filter" in result.stdout
     assert "run-a" in result.stderr
+
+
+def test_outputs_join_texts_from_a_snapshot(store_path, tmp_path):
+    """A snapshotted corpus keeps its texts in its Parquet file; outputs still show them."""
+    from falconer_core.corpus import CorpusSource, snapshot_corpus
+    from falconer_core.store import Store
+
+    source = tmp_path / "snap.csv"
+    pd.DataFrame({"id": ["s1"], "text": ["Grace Hopper wrote a compiler"]}).to_csv(source, index=False)
+    snapshot = snapshot_corpus(CorpusSource(path=str(source), id_column="id"), tmp_path / "corpora")
+    with Store(store_path) as db:
+        db.register_corpus(snapshot)
+        db.upsert_run("run-snap", "execute", status="completed", corpus_id=snapshot.corpus_id)
+        db.write_outputs("run-snap", 0, pd.DataFrame([{"text_id": "s1", "field": "people", "value": "Grace Hopper"}]))
+        assert db.query("SELECT count(*) AS n FROM corpus_texts WHERE corpus_id = ?", [snapshot.corpus_id])["n"][0] == 0
+    result = invoke("outputs", "--run-id", "run-snap")
+    assert result.exit_code == 0, result.output
+    assert "compiler" in result.stdout
+
+
+def test_runs_lists_status_and_progress(store_path):
+    from falconer_core.store import Store
+
+    with Store(store_path) as db:
+        db.upsert_run("run-b", "execute", status="running", model_version="m/2")
+        db.set_run_size("run-b", n_shards=4, n_texts=4000)
+    result = invoke("runs", "--stale-after", "3600")
+    assert result.exit_code == 0, result.output
+    assert "run-b" in result.stdout and "running" in result.stdout and "0/4" in result.stdout
+    assert "run-a" in result.stdout and "completed" in result.stdout
+    time.sleep(1.1)
+    stale = invoke("runs", "--stale-after", "1")
+    assert "stale" in stale.stdout
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl"])

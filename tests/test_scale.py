@@ -118,7 +118,9 @@ def test_a_shard_whose_worker_crashed_runs_again_without_loss_or_duplicates(home
         return real(model, plan, corpus, shard, **kwargs)
 
     monkeypatch.setattr(execution, "execute_shard", crash_once_on_shard_2)
-    result = execute(model, corpus_file(home, "crashy", 100), execution=ExecutionSettings(shard_size=20, reuse=False))
+    folder = (home / "url-runs").as_uri()  # a run folder given as an fsspec URL
+    settings = ExecutionSettings(shard_size=20, reuse=False, run_folder=folder)
+    result = execute(model, corpus_file(home, "crashy", 100), execution=settings)
     assert calls["n"] == 1 and result.shards_run == 5 and result.shards == 5
     assert_complete(result.run_id, 100)
 
