@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.annotators import (
@@ -22,7 +22,7 @@ from falconer_core.hashing import content_hash
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample
 from falconer_core.settings import Settings
-from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
+from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -39,7 +39,7 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(
     name="annotate",
     retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_annotate_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_annotate_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def annotate(plan: Plan, corpus: pd.DataFrame, sample: AnnotationSample, annotator: AnnotatorChoice) -> AnnotationSet:
