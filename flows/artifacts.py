@@ -41,11 +41,24 @@ def publish_plan(plan: Plan) -> None:
 
 
 def publish_sample(annotations: AnnotationSet) -> None:
-    """The annotated sample: each text with every step's answer."""
-    create_table_artifact(
-        _clean(artifacts.sample_table(annotations)), key="annotation-sample",
-        description=f"{annotations.size} texts annotated by {annotations.annotator} (set {annotations.hash})",
-    )
+    """The annotated sample: each text with every step's answer and, for an LLM annotator, the
+    spans it returned that are not in the text (those answers are left out of training)."""
+    rows = artifacts.sample_table(annotations)
+    description = f"{annotations.size} texts annotated by {annotations.annotator} (set {annotations.hash})"
+    if annotations.ungrounded:
+        missing: dict[str, list[str]] = {}
+        for step, found in annotations.ungrounded.items():
+            for text_id, context in found.answers:
+                missing.setdefault(text_id, []).append(context)
+        for row in rows:
+            row["ungrounded"] = ", ".join(missing.get(row["id"], []))
+        shares = "; ".join(
+            f"{step} {g.spans_ungrounded}/{g.spans_returned} ({g.share:.0%})"
+            + (" e.g. " + ", ".join(repr(value) for value, _ in g.examples[:3]) if g.examples else "")
+            for step, g in annotations.ungrounded.items()
+        )
+        description += f"; spans not found in their text: {shares}"
+    create_table_artifact(_clean(rows), key="annotation-sample", description=_clean(description))
 
 
 def publish_scores(scores: Sequence[StepScore], title: str) -> Path:

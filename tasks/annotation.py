@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.annotators import (
@@ -20,7 +20,7 @@ from falconer_core.hashing import content_hash
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample
 from falconer_core.settings import Settings
-from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
+from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -37,7 +37,7 @@ def _annotate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(
     name="annotate",
     retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_annotate_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_annotate_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def annotate(plan: Plan, corpus: CorpusSnapshot, sample: AnnotationSample, annotator: AnnotatorChoice) -> AnnotationSet:

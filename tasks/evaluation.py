@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.annotators import AnnotationSet
 from falconer_core.evaluation import Evaluation, evaluate_model
 from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
-from tasks.policies import RESULTS
+from tasks.policies import CODE, RESULTS
 
 
 def _evaluate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -24,7 +24,7 @@ def _evaluate_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(
     name="evaluate",
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_evaluate_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_evaluate_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def evaluate(model: ModelSource, annotations: AnnotationSet, ids: list[str] | None = None) -> Evaluation:

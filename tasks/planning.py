@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.hashing import content_hash
 from falconer_core.llm import LLMChoice, make_llm_client
 from falconer_core.plan import Plan, plan_instruction
 from falconer_core.settings import Settings
-from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
+from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _plan_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -23,7 +23,7 @@ def _plan_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(
     name="plan",
     retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_plan_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_plan_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def make_plan(instruction: str, planner: LLMChoice) -> Plan:

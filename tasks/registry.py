@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE, TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
@@ -17,7 +17,7 @@ from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration, Registry, register_checkpoint
 from falconer_core.settings import Settings
-from tasks.policies import RESULTS, RETRY_DELAYS, retry_transient
+from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -32,7 +32,7 @@ def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 @task(
     name="register",
     retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient,
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_register_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_register_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def register(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.corpus import CorpusSnapshot
@@ -13,7 +13,7 @@ from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample, SamplingSettings, sample_corpus
-from tasks.policies import RESULTS
+from tasks.policies import CODE, RESULTS
 
 
 def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -26,7 +26,7 @@ def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(
     name="sample",
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_sample_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_sample_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def sample(corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:

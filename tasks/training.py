@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.annotators import AnnotationSet
 from falconer_core.finetune import Checkpoint, HoldoutSettings, fine_tune_checkpoint, fine_tune_key
 from falconer_core.metamodel import ModelSource, TrainingSettings
 from falconer_core.settings import Settings
-from tasks.policies import RESULTS
+from tasks.policies import CODE, RESULTS
 
 
 def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -24,7 +24,7 @@ def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(
     name="fine-tune",
-    cache_policy=CacheKeyFnPolicy(cache_key_fn=_fine_tune_key) + TASK_SOURCE,
+    cache_policy=CacheKeyFnPolicy(cache_key_fn=_fine_tune_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
 def fine_tune(

@@ -1,16 +1,21 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1 for offline tests.
 
-Tests push replies (a JSON answer, an HTTP error, a slow reply) onto a queue; the server pops
-one per POST to `/v1/chat/completions` and records every request it saw. When the queue is
-empty it asks `handler(request_body)`, so tests of the planner and annotators can answer
-according to the prompt. Start and stop it with `with ScriptedLLMServer() as server:`.
+Tests push replies (a JSON answer, an HTTP error, a slow reply, a reply cut off at the token
+limit) onto a queue; the server pops one per POST to `/v1/chat/completions` and records every
+request it saw. When the queue is empty it asks `handler(request_body)`, so tests of the
+planner and annotators can answer according to the prompt; `Annotator` is such a handler,
+answering the annotator's prompts from known labels and spans, with a token budget that cuts
+long replies off (`finish_reason: "length"`) and a share of spans reworded so they are not in
+the text. Start and stop it with `with ScriptedLLMServer() as server:`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +33,8 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def completion(content: str, prompt_tokens: int = 10, completion_tokens: int = 5, model: str = "test-model") -> Scripted:
+def completion(content: str, prompt_tokens: int = 10, completion_tokens: int = 5, model: str = "test-model",
+               finish_reason: str = "stop") -> Scripted:
     """A successful chat completion whose message content is `content`."""
     return Scripted(
         body={
@@ -40,7 +46,7 @@ def completion(content: str, prompt_tokens: int = 10, completion_tokens: int = 5
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": {
@@ -57,10 +63,69 @@ def answer(value: Any, **usage: int) -> Scripted:
     return completion(json.dumps(value), **usage)
 
 
+def truncated(value: Any, keep: int) -> Scripted:
+    """A completion cut off at the token limit: the first `keep` characters of `value` as JSON."""
+    return completion(json.dumps(value)[:keep], finish_reason="length")
+
+
 def error(status: int, message: str = "scripted error", **headers: str) -> Scripted:
     """An OpenAI-style error body with the given HTTP status."""
     return Scripted(status=status, body={"error": {"message": message, "type": "test", "code": None}},
                     headers=headers)
+
+
+_NUMBERED = re.compile(r"\[(\d+)\] (.*?)(?=\n\n\[\d+\] |\n\n(?:Answer the question|For every text))", re.DOTALL)
+
+
+def asked(body: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """What an annotator request asks: ('label' or 'span', the instruction, the texts)."""
+    prompt = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    single = re.match(r"Text: (.*?)\n\n(Question|Request): (.*?)\n\n", prompt, re.DOTALL)
+    if single:
+        return ("label" if single.group(2) == "Question" else "span"), single.group(3), [single.group(1)]
+    head = re.match(r"(Question|Request): (.*?)\n\nTexts:\n", prompt, re.DOTALL)
+    if head is None:
+        raise ValueError(f"not an annotator prompt: {prompt[:80]!r}")
+    return ("label" if head.group(1) == "Question" else "span"), head.group(2), [m.group(2) for m in _NUMBERED.finditer(prompt)]
+
+
+def reworded(text: str, span: str, share: float) -> bool:
+    """Whether `Annotator` rewords this span: a stable choice of about `share` of all spans."""
+    return zlib.crc32(f"{text}|{span}".encode()) % 1000 < share * 1000
+
+
+class Annotator:
+    """A handler that answers annotator prompts from `label_of(text, instruction)` and
+    `spans_of(text, instruction)`, as a capable LLM would. A reply longer than `max_chars`
+    comes back cut there with `finish_reason: "length"`, as a server does at `max_tokens`; a
+    share `reword` of the spans comes back paraphrased ("Alice Smith" as "A. Smith")."""
+
+    def __init__(self, label_of: Callable[[str, str], bool], spans_of: Callable[[str, str], list[str]], *,
+                 max_chars: int | None = None, reword: float = 0.0) -> None:
+        self.label_of, self.spans_of = label_of, spans_of
+        self.max_chars, self.reword = max_chars, reword
+        self.cut = 0  # replies sent truncated
+        self._lock = threading.Lock()
+
+    def _spans(self, text: str, instruction: str) -> list[str]:
+        return [
+            f"{span[0]}. {span.split()[-1]}" if reworded(text, span, self.reword) else span
+            for span in self.spans_of(text, instruction)
+        ]
+
+    def __call__(self, body: dict[str, Any]) -> Scripted:
+        op, instruction, texts = asked(body)
+        if op == "label":
+            items = [{"label": self.label_of(t, instruction)} for t in texts]
+        else:
+            items = [{"spans": self._spans(t, instruction)} for t in texts]
+        value: Any = items[0] if len(texts) == 1 else {"answers": [{"id": i, **item} for i, item in enumerate(items, 1)]}
+        content = json.dumps(value)
+        if self.max_chars is not None and len(content) > self.max_chars:
+            with self._lock:
+                self.cut += 1
+            return truncated(value, self.max_chars)
+        return completion(content)
 
 
 class ScriptedLLMServer:

@@ -7,12 +7,18 @@ import json
 import pytest
 
 from falconer_core.annotators import GoldAnnotator, LLMAnnotator, ground_spans
-from falconer_core.annotators.annotation import annotate_sample, annotation_rows, build_annotator
+from falconer_core.annotators.annotation import (
+    annotate_sample,
+    annotation_rows,
+    annotation_set_hash,
+    build_annotator,
+)
 from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.corpus import corpus_from_frame
-from falconer_core.errors import ConfigError, CorpusError
+from falconer_core.errors import ConfigError, CorpusError, LLMError
 from falconer_core.execution import execute_plan
-from falconer_core.llm import LLMSettings, OpenAIClient
+from falconer_core.finetune import step_examples
+from falconer_core.llm import LLMSettings, LLMTruncatedError, OpenAIClient
 from falconer_core.llm.choice import LLMChoice
 from falconer_core.plan import Plan
 from falconer_core.store import Store
@@ -22,7 +28,7 @@ from falconer_core.types import (
     Span,
 )
 from tests import talks as tk
-from tests.llm_server import ScriptedLLMServer, answer
+from tests.llm_server import Annotator, ScriptedLLMServer, answer, reworded
 from tests.mining_corpus import PLAN, tweets
 
 # --- grounding ---------------------------------------------------------------------------------
@@ -167,6 +173,90 @@ def test_llm_annotator_runs_a_plan(server):
     })
     records = execute_plan(plan, TEXTS, LLMAnnotator(client_for(server), batch_size=1))
     assert [r.fields["phone"] for r in records] == [["0800-123-456"], ["0900 111 222"]]
+
+
+# --- truncated replies and ungrounded spans -----------------------------------------------------
+
+GOLD = tweets(40)
+PEOPLE_STEP = "Extract the names of people."
+_BY_TEXT = {row.text: (bool(row.mentions_place), json.loads(row.people)) for row in GOLD.itertuples()}
+
+
+def gold_llm(**options) -> Annotator:
+    """A scripted LLM that knows the tweets' gold labels and people."""
+    return Annotator(lambda text, _: _BY_TEXT[text][0], lambda text, _: _BY_TEXT[text][1], **options)
+
+
+def cached_client(server: ScriptedLLMServer, cache_dir) -> OpenAIClient:
+    return OpenAIClient(LLMSettings(base_url=server.url, api_key="sk-test", model="gpt-4o-mini",
+                                    cache_dir=cache_dir, backoff_initial=0.001, max_concurrency=2))
+
+
+def test_a_truncated_batch_is_split_and_asked_again_never_cached(server, tmp_path):
+    texts = list(GOLD["text"][:16])
+    server.handler = llm = gold_llm(max_chars=130)  # 8 texts' answer does not fit, 2 do
+    annotator = LLMAnnotator(cached_client(server, tmp_path), batch_size=8)
+    spans = annotator.get_span(texts, PEOPLE_STEP)
+    assert [sorted(s.text for s in row) for row in spans] == [_BY_TEXT[t][1] for t in texts]
+    assert llm.cut > 0 and annotator.stats.truncated_splits == llm.cut
+    # only complete answers reached the cache
+    assert len(list(tmp_path.rglob("*.json"))) == server.calls - llm.cut
+    # a re-run meets the same cut batches again (they were not cached) and the halves in the cache
+    calls, cut = server.calls, llm.cut
+    again = LLMAnnotator(cached_client(server, tmp_path), batch_size=8)
+    assert again.get_span(texts, PEOPLE_STEP) == spans
+    assert server.calls - calls == cut and llm.cut == 2 * cut
+
+
+def test_a_single_text_still_cut_off_fails_with_what_to_raise(server):
+    server.handler = gold_llm(max_chars=8)
+    annotator = LLMAnnotator(cached_client(server, None), batch_size=4)
+    with pytest.raises(LLMTruncatedError, match="one text alone.*FALCONER_LLM_MAX_TOKENS"):
+        annotator.get_label(list(GOLD["text"][:4]), "Does this tweet mention a place?")
+
+
+def _expected_grounding(frame) -> tuple[int, int, set[str]]:
+    """Spans the scripted LLM returns for the passing texts, how many it rewords, and where."""
+    returned = dropped = 0
+    touched = set()
+    for row in frame.itertuples():
+        if row.mentions_place:
+            people = json.loads(row.people)
+            missed = [p for p in people if reworded(row.text, p, 0.3)]
+            returned, dropped = returned + len(people), dropped + len(missed)
+            touched |= {row.tweet_id} if missed else set()
+    return returned, dropped, touched
+
+
+def test_ungrounded_spans_are_counted_per_step_and_left_out_of_training(server):
+    server.handler = gold_llm(reword=0.3)
+    annotator = LLMAnnotator(cached_client(server, None), max_ungrounded=0.5)
+    plan = Plan.from_dict(PLAN)
+    annotations = annotate_sample(plan, GOLD["tweet_id"], GOLD["text"], annotator, annotator="llm")
+    returned, dropped, touched = _expected_grounding(GOLD)
+    found = annotations.ungrounded["people"]
+    assert (found.spans_returned, found.spans_ungrounded) == (returned, dropped) and 0.15 < found.share < 0.45
+    assert {text_id for text_id, _ in found.answers} == touched
+    assert annotations.ungrounded_metrics() == {"ungrounded.people": round(dropped / returned, 6)}
+    assert all(value.startswith(value[0] + ". ") for value, _ in found.examples)
+    examples = step_examples(annotations)
+    passing = int(GOLD["mentions_place"].sum())
+    assert len(examples["mentions_place"]) == len(GOLD)  # label answers are all kept
+    assert len(examples["people"]) == passing - len(touched)  # not taught as "nothing (more) here"
+    left_texts = set(GOLD.set_index("tweet_id").loc[sorted(touched), "text"])
+    assert not left_texts & {e.text for e in examples["people"]}
+    # which answers are left out is part of what the set is: the same answers without it differ
+    assert annotation_set_hash(plan, annotations.ids, annotations.texts, annotations.records) != annotations.hash
+
+
+def test_a_step_past_the_ungrounded_limit_fails_with_examples(server):
+    server.handler = gold_llm(reword=0.3)
+    returned, dropped, _ = _expected_grounding(GOLD)
+    assert dropped / returned > 0.2
+    annotator = LLMAnnotator(cached_client(server, None))  # the default limit, 20%
+    with pytest.raises(LLMError, match=r"step 'people': \d+ of the \d+ spans .*not in their text.*e\.g\. '\w\. \w+'") as failure:
+        annotate_sample(Plan.from_dict(PLAN), GOLD["tweet_id"], GOLD["text"], annotator, annotator="llm")
+    assert "FALCONER_LLM_MAX_UNGROUNDED" in str(failure.value) and failure.value.problems
 
 
 # --- gold annotator -----------------------------------------------------------------------------

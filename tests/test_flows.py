@@ -340,3 +340,151 @@ def test_only_transient_failures_are_retried():
     assert not is_transient(StoreError("cannot open the store x.duckdb"))
     assert not is_transient(LLMError("gave no usable JSON in 3 attempts"))
     assert not is_transient(CorpusError("no gold label")) and not is_transient(ValueError("bug"))
+
+
+# -- caches that cannot outlive a fix ----------------------------------------------------------------
+
+
+def _plan_task_key(planner: LLMChoice) -> str:
+    from types import SimpleNamespace
+
+    import tasks
+
+    return tasks.make_plan.cache_policy.compute_key(
+        SimpleNamespace(task=tasks.make_plan), {"instruction": INSTRUCTION, "planner": planner}, {}
+    )
+
+
+def test_a_core_library_fingerprint_follows_its_source(tmp_path):
+    import shutil
+
+    import falconer_core
+    from tasks.policies import source_fingerprint
+
+    source = Path(falconer_core.__file__).parent
+    copy = tmp_path / "falconer_core"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = source_fingerprint(copy)
+    assert before == source_fingerprint(source)
+    prompts = copy / "annotators" / "prompts.py"
+    prompts.write_text(prompts.read_text().replace("careful data annotator", "careful annotator"))
+    assert source_fingerprint(copy) != before
+
+
+def test_task_cache_keys_change_with_the_core_library_and_the_endpoint(monkeypatch):
+    import tasks.policies
+
+    planner = LLMChoice(backend="openai", base_url="http://127.0.0.1:8001/v1", model="m")
+    key = _plan_task_key(planner)
+    assert key == _plan_task_key(planner)
+    assert _plan_task_key(planner.model_copy(update={"base_url": "http://127.0.0.1:8002/v1"})) != key
+    # a fix anywhere in falconer_core (the wrapper task unchanged) is a new key
+    monkeypatch.setattr(tasks.policies, "source_fingerprint", lambda root: "after-a-fix")
+    tasks.policies.core_fingerprint.cache_clear()
+    try:
+        assert _plan_task_key(planner) != key
+    finally:
+        tasks.policies.core_fingerprint.cache_clear()
+
+
+def test_the_annotate_key_names_the_annotator_endpoint():
+    from types import SimpleNamespace
+
+    from falconer_core.annotators import AnnotatorChoice
+    from falconer_core.corpus import corpus_from_frame
+    from falconer_core.plan import Plan
+    from tasks.annotation import _annotate_key
+
+    frame = corpus_from_frame(tweets(20), "text", "tweet_id")
+    params = {"plan": Plan.from_dict(PLAN), "corpus": frame, "sample": SimpleNamespace(ids=list(frame["id"][:5]))}
+    one = AnnotatorChoice(name="openai", model="m", base_url="http://127.0.0.1:8001/v1")
+    two = one.model_copy(update={"base_url": "http://127.0.0.1:8002/v1"})
+    assert _annotate_key(None, {**params, "annotator": one}) != _annotate_key(None, {**params, "annotator": two})
+
+
+# -- an LLM annotator whose replies are cut off, or reworded ----------------------------------------------
+
+_GOLD = {row.text: (bool(row.mentions_place), json.loads(row.people)) for row in tweets(N_TEXTS).itertuples()}
+
+
+def _llm(**options):
+    from tests.llm_server import Annotator
+
+    return Annotator(lambda text, _: _GOLD[text][0], lambda text, _: _GOLD[text][1], **options)
+
+
+def _mine_with_llm(mine_args, server, model_name: str):
+    from flows import mine
+
+    annotator = {"name": "openai", "base_url": server.url, "model": "test-model", "batch_size": 8}
+    state = mine(**{**mine_args, "annotator": annotator, "model_name": model_name}, return_state=True)
+    assert state.is_completed(), state.message
+    return state.state_details.flow_run_id, state.result()
+
+
+def _annotation_set(flow_run_id):
+    """The AnnotationSet the annotate task of a flow run persisted."""
+    (run,) = [r for r in task_runs(flow_run_id) if r.name.startswith("annotate-")]
+    return run.state.result()
+
+
+def test_mine_with_truncated_llm_replies_ends_with_the_annotations_of_a_clean_run(mined, mine_args):
+    with ScriptedLLMServer(handler=_llm()) as clean_server:
+        _, clean = _mine_with_llm(mine_args, clean_server, "llm-tweets")
+    cutting = _llm(max_chars=150)  # a reply for 8 texts runs past the budget; the halves fit
+    with ScriptedLLMServer(handler=cutting) as server:
+        flow_run_id, cut = _mine_with_llm(mine_args, server, "llm-tweets")
+    assert cutting.cut > 0
+    assert cut.incubation.annotation_usage["calls"] > clean.incubation.annotation_usage["calls"]
+    assert cut.incubation.annotation_set_hash == clean.incubation.annotation_set_hash
+    assert cut.incubation.model_version == clean.incubation.model_version  # same set: fine-tune cached
+    annotations = _annotation_set(flow_run_id)
+    assert annotations.hash == cut.incubation.annotation_set_hash and annotations.ungrounded["people"].spans_ungrounded == 0
+
+
+def test_reworded_spans_are_reported_per_step_and_kept_out_of_training(mined, mine_args, monkeypatch):
+    from falconer_core.finetune import HoldoutSettings, flatten, split_ids, step_examples
+    from falconer_core.registry import Registry
+    from flows import incubate
+    from tests.llm_server import reworded
+
+    monkeypatch.setenv("FALCONER_LLM_MAX_UNGROUNDED", "0.5")  # 30% reworded is past the default 20%
+    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    with ScriptedLLMServer(handler=_llm(reword=0.3)) as server:
+        args["annotator"] = {"name": "openai", "base_url": server.url, "model": "test-model"}
+        state = incubate(**args, model_name="llm-reworded", return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    annotations = _annotation_set(state.state_details.flow_run_id)
+
+    # what the scripted LLM did, counted from the gold data of the sampled texts
+    passing = [t for t in annotations.texts if _GOLD[t][0]]
+    spans = [(t, p) for t in passing for p in _GOLD[t][1]]
+    missed = {t for t, p in spans if reworded(t, p, 0.3)}
+    share = sum(reworded(t, p, 0.3) for t, p in spans) / len(spans)
+    assert 0.15 < share < 0.45 and missed
+
+    run = Registry.from_settings(Settings()).resolve(result.model_version).run_id
+    data = Registry.from_settings(Settings()).client.get_run(run).data
+    assert data.metrics["ungrounded.people"] == pytest.approx(share, abs=1e-6)
+
+    train_ids, _ = split_ids(annotations.ids, HoldoutSettings())
+    text_of = annotations.text_of()
+    train_passing = [i for i in train_ids if _GOLD[text_of[i]][0]]
+    left_out = [i for i in train_passing if text_of[i] in missed]
+    assert left_out
+    expected = len(train_ids) + len(train_passing) - len(left_out)  # one label per text, one span answer per passing text
+    assert int(data.params["n_examples"]) == expected == len(flatten(step_examples(annotations, train_ids)))
+    trained_on = {e.text for e in step_examples(annotations, train_ids)["people"]}
+    assert not trained_on & {text_of[i] for i in left_out}
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with _client() as client:
+        (sample,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            key=ArtifactFilterKey(any_=["annotation-sample"]),
+        ))
+    assert f"people {round(share * len(spans))}/{len(spans)}" in sample.description
+    rows = json.loads(sample.data) if isinstance(sample.data, str) else sample.data
+    assert {r["id"] for r in rows if r["ungrounded"]} == {i for i in annotations.ids if text_of[i] in missed}

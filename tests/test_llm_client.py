@@ -1,5 +1,5 @@
 """The OpenAI-compatible client against a scripted local server: retries, fallbacks, cache,
-accounting, and that the API key never leaks."""
+truncated replies, accounting, and that the API key never leaks."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from falconer_core.errors import LLMError, TransientLLMError
 from falconer_core.llm import (
     JSONRequest,
     LLMSettings,
+    LLMTruncatedError,
     LocalLLM,
     ModelPrice,
     OpenAIClient,
     extract_json,
     make_llm_client,
 )
-from tests.llm_server import Scripted, ScriptedLLMServer, answer, completion, error
+from tests.llm_server import Scripted, ScriptedLLMServer, answer, completion, error, truncated
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 MESSAGES = [{"role": "user", "content": "Is the sky blue? Answer as JSON."}]
@@ -138,22 +139,79 @@ def test_validator_rejection_is_retried(server):
     assert "missing 'yes'" in server.requests[1]["messages"][-1]["content"]
 
 
-def test_falls_back_when_server_rejects_response_format(server):
+def test_falls_back_when_server_rejects_response_format_for_that_request_only(server):
     server.push(error(400, "response_format json_schema unsupported"), answer({"yes": True}), answer({"yes": False}))
     client = make_client(server)
     assert client.complete_json(MESSAGES, SCHEMA) == {"yes": True}
     assert server.requests[1]["response_format"] == {"type": "json_object"}
     assert "JSON schema" in server.requests[1]["messages"][0]["content"]
-    # the step down is remembered: the next call does not probe json_schema again
+    # the step down held for that request only: the next one asks for json_schema again
     assert client.complete_json([{"role": "user", "content": "again"}], SCHEMA) == {"yes": False}
-    assert server.requests[2]["response_format"] == {"type": "json_object"}
+    assert server.requests[2]["response_format"]["type"] == "json_schema"
+    assert client.first_mode == "json_schema"
 
 
 def test_falls_back_to_plain_prompt(server):
-    server.push(error(400), error(422), completion('{"yes": true}'))
+    server.push(error(400, "Unknown field response_format"), error(422, "json_object is not supported"),
+                completion('{"yes": true}'))
     client = make_client(server)
     assert client.complete_json(MESSAGES, SCHEMA) == {"yes": True}
     assert "response_format" not in server.requests[2]
+
+
+def test_a_400_that_is_not_about_the_format_does_not_step_down(server):
+    server.push(error(400, "This model's maximum context length is 128000 tokens"), answer({"yes": True}))
+    client = make_client(server)
+    with pytest.raises(LLMError, match="maximum context length"):
+        client.complete_json(MESSAGES, SCHEMA)
+    assert server.calls == 1 and client.first_mode == "json_schema"
+    assert client.complete_json(MESSAGES, SCHEMA) == {"yes": True}
+    assert server.requests[1]["response_format"]["type"] == "json_schema"
+
+
+def test_a_reply_cut_at_the_token_limit_is_neither_repaired_nor_cached(server, tmp_path):
+    cut = {"answers": [{"id": 1, "spans": ["Alice"]}, {"id": 2, "spans": ["Bob", "Carol Smith"]}]}
+    server.push(truncated(cut, 60), answer(cut))
+    client = make_client(server, cache_dir=tmp_path, max_tokens=64)
+    with pytest.raises(LLMTruncatedError, match="FALCONER_LLM_MAX_TOKENS \\(now 64\\)"):
+        client.complete_json(MESSAGES)
+    assert server.calls == 1  # no corrective retry: the same request would be cut the same way
+    assert not [p for p in tmp_path.rglob("*.json")]
+    assert client.complete_json(MESSAGES) == cut  # asked again, not served a repaired half
+    assert server.calls == 2
+
+
+def test_cut_off_json_is_never_closed_by_the_parser(server):
+    server.push(completion('{"answers": [{"id": 1, "spans": ["Alice"]}, {"id": 2, "spans": ["Bob", "Carol Sm'),
+                answer({"yes": True}))
+    client = make_client(server)
+    assert client.complete_json(MESSAGES, SCHEMA) == {"yes": True}
+    assert "cut off" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_backoff_is_jittered_and_bounded(server):
+    from tenacity import RetryCallState, Retrying, wait_random_exponential
+
+    client = make_client(server, backoff_initial=0.5, backoff_max=30.0)
+    assert isinstance(client.backoff, wait_random_exponential)
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = 3
+    waits = [client._wait(state) for _ in range(50)]
+    assert all(0 <= w <= 0.5 * 2**2 for w in waits)
+    assert len(set(waits)) > 40  # drawn at random, not one fixed schedule for every client
+
+
+def test_observed_waits_between_retries_vary(server, monkeypatch):
+    import types
+
+    import tenacity.nap
+
+    slept: list[float] = []
+    monkeypatch.setattr(tenacity.nap, "time", types.SimpleNamespace(sleep=slept.append))  # tenacity's naps only
+    for _ in range(3):
+        server.push(error(503), error(503), answer({"yes": True}))
+        assert make_client(server, backoff_initial=0.2, backoff_max=5.0).complete_json(MESSAGES, SCHEMA) == {"yes": True}
+    assert len(slept) == 6 and len(set(slept)) == 6
 
 
 def test_fixed_format_does_not_fall_back(server):
@@ -175,6 +233,16 @@ def test_cache_second_run_makes_no_http_call(server, tmp_path):
     server.push(answer({"yes": False}))
     assert make_client(server, cache_dir=tmp_path, model="gpt-4.1").complete_json(MESSAGES, SCHEMA) == {"yes": False}
     assert server.calls == 2
+
+
+def test_cache_is_keyed_by_endpoint(server, tmp_path):
+    """Two servers serving one model name may hold different weights: they never share answers."""
+    server.push(answer({"yes": True}))
+    assert make_client(server, cache_dir=tmp_path).complete_json(MESSAGES, SCHEMA) == {"yes": True}
+    with ScriptedLLMServer() as other:
+        other.push(answer({"yes": False}))
+        assert make_client(other, cache_dir=tmp_path).complete_json(MESSAGES, SCHEMA) == {"yes": False}
+        assert other.calls == 1
 
 
 def test_failed_answers_are_not_cached(server, tmp_path):
@@ -230,6 +298,9 @@ def test_batch_failure_raises_after_caching_the_rest(server, tmp_path):
     calls = server.calls
     client.complete_json_many([requests[0], requests[2], requests[3]])
     assert server.calls == calls
+    # or each failure in its place, for a caller that handles it (the annotator splits cut batches)
+    results = client.complete_json_many(requests, errors="return")
+    assert isinstance(results[1], LLMError) and [r["echo"] for r in results[::2]] == ["n0", "n2"]
 
 
 def test_api_key_never_leaks(server, tmp_path, caplog):
@@ -279,13 +350,17 @@ def test_unreachable_server_is_retried_then_fails():
         ('{"a": 1}', {"a": 1}),
         ('prose {"a": [1, 2,],} more prose', {"a": [1, 2]}),
         ('```json\n{"a": "x"}\n```', {"a": "x"}),
-        ('{"a": {"b": "cut off', {"a": {"b": "cut off"}}),
-        ('{"a": 1, "b":', {"a": 1}),
         ("{not json} then [1, 2]", [1, 2]),
     ],
 )
 def test_extract_json(text, expected):
     assert extract_json(text) == expected
+
+
+@pytest.mark.parametrize("text", ['{"a": {"b": "cut off', '{"a": 1, "b":', '{"answers": [{"id": 1}, {"id": 2, "x": ["y'])
+def test_extract_json_never_closes_a_cut_off_value(text):
+    with pytest.raises(ValueError, match="cut off"):
+        extract_json(text)
 
 
 def test_extract_json_without_json_raises():

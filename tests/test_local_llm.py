@@ -10,9 +10,9 @@ import pytest
 
 from falconer_core.annotators import LLMAnnotator
 from falconer_core.errors import LLMError, PlanError
-from falconer_core.llm import LLMSettings, LocalLLM
+from falconer_core.llm import LLMSettings, LLMTruncatedError, LocalLLM
 from falconer_core.llm.guided import guided_fields
-from falconer_core.llm.local import _MODELS, DEFAULT_GGUF, _opening, smollm2_folder
+from falconer_core.llm.local import _MODELS, DEFAULT_GGUF, _opening, json_closed, smollm2_folder
 from falconer_core.plan import PLAN_JSON_SCHEMA, Plan
 from falconer_core.plan.planner import plan_instruction
 
@@ -85,3 +85,27 @@ def test_local_llm_plans_and_annotates(tmp_path):
     again = LocalLLM(settings, max_new_tokens=160)
     assert LLMAnnotator(again, batch_size=1).get_label(texts, "Is this message spam?") == labels
     assert again.usage.calls == 0 and again.usage.cache_hits == 2 and calls > 0
+
+
+def test_json_closed_tells_a_finished_value_from_a_cut_one():
+    assert json_closed('{"steps": [{"name": "a"}]}') and json_closed("[1, 2]")
+    assert not json_closed('{"steps": [{"name": "a"}') and not json_closed('{"a": "}')
+
+
+@pytest.mark.slow  # loading the GGUF takes from seconds to minutes on a shared machine
+def test_running_out_of_new_tokens_is_reported_as_truncated(tmp_path):
+    """The real SmolLM2 with a 3-token budget cannot close a plan: the reply is reported as cut
+    off, exactly as an endpoint's finish_reason == "length", and nothing is cached."""
+    client = LocalLLM(LLMSettings(backend="local", cache_dir=tmp_path), max_new_tokens=3)
+    with pytest.raises(LLMTruncatedError, match="max_new_tokens \\(now 3\\)"):
+        client.complete_json([{"role": "user", "content": "Plan: find spam."}], PLAN_JSON_SCHEMA, schema_name="plan")
+    assert client.usage.calls == 1 and not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.slow
+def test_a_guided_string_cut_at_its_cap_is_reported_as_truncated(tmp_path):
+    client = LocalLLM(LLMSettings(backend="local", cache_dir=None), max_string_tokens=1)
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    prompt = [{"role": "user", "content": "Write a long sentence about the sea."}]
+    with pytest.raises(LLMTruncatedError, match="max_string_tokens \\(now 1\\)"):
+        client.complete_json(prompt, schema)

@@ -463,3 +463,60 @@ def test_public_api_is_pinned():
         "register_checkpoint",
         "render_lineage",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# registering a checkpoint (what the `register` task does), retried
+# ---------------------------------------------------------------------------------------------
+
+
+def test_register_is_idempotent_when_promotion_fails_after_the_version_exists(
+    tmp_path, migrated_db, checkpoint, monkeypatch
+):
+    from falconer_core.errors import TransientError
+    from falconer_core.evaluation.scoring import Evaluation, StepScore
+    from falconer_core.finetune import Checkpoint
+    from falconer_core.registry.registration import REGISTRATION_KEY
+    from falconer_core.settings import Settings
+    from tests import talks as tk
+
+    folder, summary = checkpoint
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(migrated_db, home / "mlflow.db")
+    settings = Settings(home=home)
+    annotations = tk.annotated_talks()
+    ckpt = Checkpoint(
+        path=str(folder), key="ckpt-key", base_model="tiny-bert", parent=None, plan_hash=annotations.plan.hash,
+        annotation_set_hash=annotations.hash, annotator="rules", n_annotations=3, train_ids=["a", "b"],
+        heldout_ids=["c"], n_examples=5, training=SETTINGS, summary=summary,
+    )
+    evaluation = Evaluation(scores=[StepScore(step="speaker", op="span", predictor="proxy", reference="rules",
+                                              n=1, f1=0.9)], n_texts=1, seconds=0.1)
+    real_promote = Registry.promote
+    attempts = {"n": 0}
+
+    def promote_fails_once(self, *args, **kwargs):
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise TransientError("the tracking server went away after the version was created")
+        return real_promote(self, *args, **kwargs)
+
+    def register(checkpoint=ckpt):
+        return registry_pkg.register_checkpoint(
+            settings, checkpoint, annotations, evaluation, model_name="tweets", corpus_id="c1",
+            gate={"mean_f1": 0.5}, flow_run_id=None,
+        )
+
+    monkeypatch.setattr(Registry, "promote", promote_fails_once)
+    with pytest.raises(TransientError):
+        register()
+    registry = Registry.from_settings(settings)
+    assert len(registry.versions("tweets")) == 1  # the version exists, unpromoted
+    result = register()  # the retry
+    (only,) = registry.versions("tweets")
+    assert result.version == str(only) == "tweets/1" and result.champion and attempts["n"] == 2
+    assert registry.client.get_model_version("tweets", "1").tags[REGISTRATION_KEY]
+    assert len(registry.client.search_runs([registry.experiment_id])) == 1
+    # another checkpoint is another version
+    assert register(ckpt.model_copy(update={"key": "other-key"})).version == "tweets/2"

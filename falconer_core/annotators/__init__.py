@@ -8,12 +8,14 @@ and keeps the answers as a hashed `AnnotationSet`.
 
 from falconer_core.annotators.annotation import (
     AnnotationSet,
+    StepGrounding,
     annotate_sample,
     annotation_rows,
     annotation_set_hash,
     annotator_fingerprint,
     build_annotator,
     sample_rows,
+    step_grounding,
 )
 from falconer_core.annotators.choice import HUMAN, AnnotatorChoice, AnnotatorName
 from falconer_core.annotators.gold import GoldAnnotator, coerce_label, coerce_spans
@@ -29,6 +31,7 @@ __all__ = [
     "GoldAnnotator",
     "GroundingResult",
     "LLMAnnotator",
+    "StepGrounding",
     "annotate_sample",
     "annotation_rows",
     "annotation_set_hash",
@@ -39,4 +42,5 @@ __all__ = [
     "ground_spans",
     "locate",
     "sample_rows",
+    "step_grounding",
 ]

@@ -6,7 +6,7 @@ dependency on first use.
 
 from __future__ import annotations
 
-from falconer_core.llm.base import JSONClient, JSONRequest
+from falconer_core.llm.base import JSONClient, JSONRequest, LLMTruncatedError
 from falconer_core.llm.cache import ResponseCache, cache_key
 from falconer_core.llm.choice import LLMChoice
 from falconer_core.llm.client import OpenAIClient
@@ -30,6 +30,7 @@ __all__ = [
     "JSONRequest",
     "LLMChoice",
     "LLMSettings",
+    "LLMTruncatedError",
     "LocalLLM",
     "ModelPrice",
     "OpenAIClient",

@@ -2,6 +2,8 @@
 
 The HTTP client and the embedded local model differ only in how one reply is produced
 (`_generate`); caching, accounting and recovering from unusable replies live here once.
+A reply cut off at the token limit is never repaired, parsed or cached: the client raises
+`LLMTruncatedError`, and a caller that batched several texts splits the batch and asks again.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from falconer_core.errors import LLMError
 from falconer_core.llm.cache import ResponseCache, cache_key
@@ -22,6 +24,14 @@ log = logging.getLogger("falconer_core.llm")
 
 Message = Mapping[str, str]
 Validator = Callable[[Any], Any]
+#: What `complete_json_many` does with a request that failed: raise it, or return it in place.
+OnError = Literal["raise", "return"]
+
+
+class LLMTruncatedError(LLMError):
+    """The model stopped at its token limit before the answer was complete (OpenAI's
+    `finish_reason == "length"`, or LocalLLM reaching `max_new_tokens`). Asking again gives the
+    same cut; a smaller request or a higher limit does not."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class Reply:
     content: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    truncated: bool = False  # stopped at the token limit, so `content` is incomplete
 
 
 @runtime_checkable
@@ -63,7 +74,7 @@ class JSONClient(Protocol):
         validate: Validator | None = None,
     ) -> Any: ...
 
-    def complete_json_many(self, requests: Sequence[JSONRequest]) -> list[Any]: ...
+    def complete_json_many(self, requests: Sequence[JSONRequest], *, errors: OnError = "raise") -> list[Any]: ...
 
 
 def schema_instruction(schema: Mapping[str, Any] | None) -> str:
@@ -109,6 +120,21 @@ class CachedJSONClient:
         """Generation parameters that change the answer, hence part of the cache key."""
         return {"temperature": self.settings.temperature, "max_tokens": self.settings.max_tokens}
 
+    def _endpoint(self) -> str:
+        """Where answers come from, part of the cache key: two servers can serve one model
+        name with different weights."""
+        raise NotImplementedError
+
+    def _token_limit_hint(self) -> str:
+        """What to raise when a reply is cut off at the token limit."""
+        return f"raise FALCONER_LLM_MAX_TOKENS (now {self.settings.max_tokens})"
+
+    def _truncated(self) -> LLMTruncatedError:
+        return LLMTruncatedError(
+            f"{self.model} stopped at its token limit before the JSON answer was complete; "
+            f"{self._token_limit_hint()} or send fewer texts per call (the annotator's batch_size)."
+        )
+
     def _schema_note(self, schema: Mapping[str, Any] | None) -> str:
         """How to ask for the schema in words (a local model gets a shorter note)."""
         return schema_instruction(schema)
@@ -128,11 +154,12 @@ class CachedJSONClient:
         """Ask for a JSON answer; serve it from the cache when this exact request was answered.
 
         An unparsable or invalid reply is sent back with the problem named, at most
-        `settings.json_retries` times, then LLMError is raised.
+        `settings.json_retries` times, then LLMError is raised. A reply cut off at the token
+        limit raises LLMTruncatedError at once and is not cached.
         """
         base = [dict(message) for message in messages]
         schema_dict = dict(schema) if schema is not None else None
-        key = cache_key(self.model, base, schema_dict, self._params())
+        key = cache_key(self.model, base, schema_dict, self._params(), endpoint=self._endpoint())
         if self._cache is not None:
             entry = self._cache.get(key)
             if entry is not None:
@@ -149,6 +176,9 @@ class CachedJSONClient:
             if attempt:
                 self.usage.add_retry()
             reply = self._generate(conversation, schema_dict, schema_name, attempt)
+            if reply.truncated:  # never repaired: closing the cut JSON would drop answers
+                log.warning("%s: reply cut off at the token limit (attempt %d)", self.model, attempt + 1)
+                raise self._truncated()
             try:
                 parsed = extract_json(reply.content)
                 value = validate(parsed) if validate is not None else parsed
@@ -174,9 +204,31 @@ class CachedJSONClient:
             f"problem: {problem}. Use a stronger model or raise FALCONER_LLM_JSON_RETRIES."
         )
 
-    def complete_json_many(self, requests: Sequence[JSONRequest]) -> list[Any]:
-        """Answer several requests in order; the base runs them one after another."""
-        return [
-            self.complete_json(r.messages, r.schema, schema_name=r.schema_name, validate=r.validate)
-            for r in requests
-        ]
+    def _one(self, request: JSONRequest) -> Any:
+        return self.complete_json(
+            request.messages, request.schema, schema_name=request.schema_name, validate=request.validate
+        )
+
+    def complete_json_many(self, requests: Sequence[JSONRequest], *, errors: OnError = "raise") -> list[Any]:
+        """Answer several requests in order; the base runs them one after another.
+
+        Every request runs even when one fails, so finished answers reach the cache. With
+        `errors="return"` a failed request's LLMError takes its place in the list (a caller can
+        split a truncated batch); with "raise" the first one is raised after all have run.
+        """
+        results: list[Any] = []
+        for request in requests:
+            try:
+                results.append(self._one(request))
+            except LLMError as exc:
+                results.append(exc)
+        return settle(results, errors)
+
+
+def settle(results: list[Any], errors: OnError) -> list[Any]:
+    """Raise the first LLMError among `results` (errors="raise"), or return them as they are."""
+    if errors == "raise":
+        failure = next((r for r in results if isinstance(r, LLMError)), None)
+        if failure is not None:
+            raise failure
+    return results

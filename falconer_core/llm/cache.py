@@ -1,9 +1,10 @@
 """A response cache on disk so that re-running a plan or an annotation costs nothing.
 
-One JSON file per request, named by the SHA-256 of what determines the answer (model,
-messages, schema, generation parameters). Files are written atomically, so concurrent
-threads or processes at worst compute the same answer twice. Only the parsed answer and its
-token counts are stored: never headers, base URLs or keys.
+One JSON file per request, named by the SHA-256 of what determines the answer (endpoint,
+model, messages, schema, generation parameters): two servers that serve one model name with
+different weights never share answers. Files are written atomically, so concurrent threads
+or processes at worst compute the same answer twice. Only the parsed answer and its token
+counts are stored: never headers, base URLs (they enter the key only hashed) or keys.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 
 
 def cache_key(model: str, messages: list[dict[str, Any]], schema: Mapping[str, Any] | None,
-              params: Mapping[str, Any] | None = None) -> str:
-    """SHA-256 hex digest of a canonical JSON of the request's content."""
-    payload = {"model": model, "messages": messages, "schema": schema, "params": dict(params or {})}
+              params: Mapping[str, Any] | None = None, *, endpoint: str) -> str:
+    """SHA-256 hex digest of a canonical JSON of the request's content and where it is sent."""
+    payload = {
+        "endpoint": endpoint, "model": model, "messages": messages, "schema": schema, "params": dict(params or {}),
+    }
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

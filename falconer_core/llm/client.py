@@ -3,9 +3,12 @@
 OpenAI, vLLM, Ollama, llama.cpp server and LM Studio all speak `/v1/chat/completions`; they
 differ in what structured output they accept. The client asks for a `json_schema` response
 format first and steps down to `json_object`, then to a plain prompt, when the server rejects
-it (and remembers the step, so a batch probes once). Transient failures (timeouts, connection
-errors, 429, 5xx) are retried with exponential backoff by tenacity; the SDK's own retries are
-off so the policy lives in one place and tests can shrink it to milliseconds.
+the format. The step holds for that call only: another 400 (a context too long, a flaky proxy)
+must not quietly switch every later request of the client to a weaker mode. Transient failures
+(timeouts, connection errors, 429, 5xx) are retried by tenacity with jittered exponential
+backoff, so clients that failed together do not retry in lockstep; the SDK's own retries are
+off so the policy lives in one place and tests can shrink it to milliseconds. A reply that
+stopped at `max_tokens` (`finish_reason == "length"`) is reported as truncated, never parsed.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from falconer_core.errors import ConfigError, LLMError, TransientLLMError
-from falconer_core.llm.base import CachedJSONClient, JSONRequest, Reply, log, with_schema_instruction
+from falconer_core.llm.base import CachedJSONClient, JSONRequest, OnError, Reply, log, settle, with_schema_instruction
 from falconer_core.llm.settings import LLMSettings, StructuredOutput
 
 if TYPE_CHECKING:
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 _STEP_DOWN: dict[str, StructuredOutput] = {"json_schema": "json_object", "json_object": "prompt"}
 _TRANSIENT_STATUS = {408, 409, 425, 429}
+# How servers name the response format when they refuse it (OpenAI sets `param`; vLLM, Ollama
+# and llama.cpp only say it in the message).
+_FORMAT_WORDS = ("response_format", "response format", "json_schema", "json_object", "structured output")
 # Local servers (vLLM, Ollama, llama.cpp) accept any key but the SDK insists on one.
 _PLACEHOLDER_KEY = "not-needed"
 
@@ -47,8 +53,14 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _is_format_rejection(exc: BaseException) -> bool:
-    """A 400/422 reply: the usual way a server says it does not support a response format."""
-    return _status(exc) in (400, 422)
+    """A 400/422 whose error names the response format: the server cannot do this JSON mode.
+    Any other 400/422 (bad model, context too long) is a real error, not a reason to step down."""
+    if _status(exc) not in (400, 422):
+        return False
+    if getattr(exc, "param", None) == "response_format":
+        return True
+    said = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}".lower()
+    return any(word in said for word in _FORMAT_WORDS)
 
 
 class OpenAIClient(CachedJSONClient):
@@ -57,17 +69,23 @@ class OpenAIClient(CachedJSONClient):
     def __init__(self, settings: LLMSettings | None = None) -> None:
         settings = settings or LLMSettings()
         super().__init__(settings, settings.model)
-        self._mode: StructuredOutput = (
+        #: The JSON mode every call starts in; a format rejection steps down for that call only.
+        self.first_mode: StructuredOutput = (
             "json_schema" if settings.structured_output == "auto" else settings.structured_output
         )
+        #: Full-jitter exponential backoff between transient failures (before any Retry-After).
+        self.backoff = wait_random_exponential(multiplier=settings.backoff_initial, max=settings.backoff_max)
         self._sdk: openai.OpenAI | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
             f"OpenAIClient(model={self.model!r}, base_url={self.settings.base_url!r}, "
-            f"structured_output={self._mode!r}, cache={self._cache!r})"
+            f"structured_output={self.first_mode!r}, cache={self._cache!r})"
         )
+
+    def _endpoint(self) -> str:
+        return self.settings.base_url or "https://api.openai.com/v1"
 
     # -- plumbing ------------------------------------------------------------------------
     def _secret(self) -> str:
@@ -115,9 +133,9 @@ class OpenAIClient(CachedJSONClient):
 
     # -- one call ------------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff; a server's Retry-After wins when longer, capped at backoff_max."""
+        """Jittered exponential backoff; a server's Retry-After wins when longer, capped at backoff_max."""
         settings = self.settings
-        wait = min(settings.backoff_initial * 2 ** (state.attempt_number - 1), settings.backoff_max)
+        wait = float(self.backoff(state))
         exc = state.outcome.exception() if state.outcome else None
         response = getattr(exc, "response", None)
         header = response.headers.get("retry-after") if response is not None else None
@@ -184,7 +202,7 @@ class OpenAIClient(CachedJSONClient):
                   schema_name: str, attempt: int) -> Reply:
         import openai
 
-        mode = self._mode
+        mode = self.first_mode  # local: a step down never outlives this call
         while True:
             try:
                 response = self._send(self._request(mode, messages, schema, schema_name))
@@ -195,8 +213,6 @@ class OpenAIClient(CachedJSONClient):
                     raise self._fail(exc) from None
                 log.info("%s rejected response format %s; trying %s", self.model, mode, _STEP_DOWN[mode])
                 mode = _STEP_DOWN[mode]
-                with self._lock:
-                    self._mode = mode
             except openai.OpenAIError as exc:
                 raise self._fail(exc) from None
         usage = getattr(response, "usage", None)
@@ -205,27 +221,24 @@ class OpenAIClient(CachedJSONClient):
         self.usage.add_call(self.model, prompt_tokens, completion_tokens)
         choices = getattr(response, "choices", None) or []
         content = choices[0].message.content if choices else None
-        return Reply(content or "", prompt_tokens, completion_tokens)
+        truncated = bool(choices) and getattr(choices[0], "finish_reason", None) == "length"
+        return Reply(content or "", prompt_tokens, completion_tokens, truncated=truncated)
 
     # -- batches -------------------------------------------------------------------------
-    def complete_json_many(self, requests: Sequence[JSONRequest]) -> list[Any]:
+    def complete_json_many(self, requests: Sequence[JSONRequest], *, errors: OnError = "raise") -> list[Any]:
         """Answer requests concurrently (at most `max_concurrency` in flight), in order.
 
         Every request runs to the end even when one fails, so finished answers reach the cache
-        and a re-run repeats only the failures; then the first failure is raised.
+        and a re-run repeats only the failures; then the first failure is raised, or (with
+        `errors="return"`) each LLMError is returned in its request's place.
         """
         if len(requests) <= 1 or self.settings.max_concurrency == 1:
-            return super().complete_json_many(requests)
-
-        def one(request: JSONRequest) -> Any:
-            return self.complete_json(
-                request.messages, request.schema, schema_name=request.schema_name, validate=request.validate
-            )
-
+            return super().complete_json_many(requests, errors=errors)
         workers = min(self.settings.max_concurrency, len(requests))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="falconer-llm") as pool:
-            futures = [pool.submit(one, request) for request in requests]
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            raise errors[0]
-        return [f.result() for f in futures]
+            futures = [pool.submit(self._one, request) for request in requests]
+        unexpected = [f.exception() for f in futures if f.exception() is not None
+                      and not isinstance(f.exception(), LLMError)]
+        if unexpected:
+            raise unexpected[0]
+        return settle([f.exception() or f.result() for f in futures], errors)

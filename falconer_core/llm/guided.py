@@ -50,6 +50,8 @@ class GuidedDecoder:
         self.max_string_tokens = max_string_tokens
         self.max_items = max_items
         self.generated_tokens = 0
+        #: Set when a string ran out of `max_string_tokens` before its closing quote.
+        self.truncated = False
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -93,6 +95,8 @@ class GuidedDecoder:
         self.generated_tokens += int(output.shape[1] - length)
         raw = tokenizer.decode(output[0, length:], skip_special_tokens=True)
         end = _closing_quote(raw)
+        if end < 0 and "\n" not in raw and output.shape[1] - length >= self.max_string_tokens:
+            self.truncated = True  # cut at the cap: the value is incomplete
         raw = (raw[:end] if end >= 0 else raw).split("\n")[0]
         try:
             return json.loads(f'"{raw}"')

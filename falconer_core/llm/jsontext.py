@@ -1,8 +1,10 @@
 """Pull one JSON value out of model text, with a few bounded, literal repairs.
 
-Servers without structured output, and small local models, wrap JSON in prose or code fences,
-leave trailing commas, or stop mid-object at the token limit. These helpers recover the
-common cases by string surgery only: model text is never evaluated as code.
+Servers without structured output, and small local models, wrap JSON in prose or code fences
+or leave trailing commas. These helpers recover those cases by string surgery only: model text
+is never evaluated as code. A value cut off before it closes is never "closed" here: that
+would silently drop the answers after the cut (`["Bob", "Carol Sm` becoming `["Bob"]`), so it
+is reported as unusable instead.
 """
 
 from __future__ import annotations
@@ -51,13 +53,6 @@ def _loads_lenient(candidate: str) -> Any:
         return json.loads(_TRAILING_COMMA.sub(r"\1", candidate))
 
 
-def _close_truncated(fragment: str, open_stack: list[str], in_string: bool) -> str:
-    """Close a value cut off by the token limit: end the string, drop a dangling key or comma."""
-    text = fragment + ('"' if in_string else "")
-    text = re.sub(r'(,\s*"[^"]*"\s*:?\s*|,\s*|:\s*)$', "", text.rstrip())
-    return text + "".join(reversed(open_stack))
-
-
 def extract_json(text: str) -> Any:
     """The first JSON object or array in `text`; ValueError when none can be recovered."""
     stripped = text.strip()
@@ -66,14 +61,20 @@ def extract_json(text: str) -> Any:
     except ValueError:
         pass
     sources = [match.group(1) for match in _FENCE.finditer(stripped)] + [stripped]
+    cut_off = False
     for source in sources:
         for match in re.finditer(r"[{\[]", source):
             fragment, open_stack, in_string = balanced_prefix(source, match.start())
+            if open_stack or in_string:
+                if match.start() + len(fragment) == len(source):
+                    cut_off = True  # runs to the end: any later bracket is only a piece of it
+                    break
+                continue
             try:
-                if not open_stack and not in_string:
-                    return _loads_lenient(fragment)
-                return _loads_lenient(_close_truncated(fragment, open_stack, in_string))
+                return _loads_lenient(fragment)
             except ValueError:
                 continue
     preview = stripped[:120].replace("\n", " ")
+    if cut_off:
+        raise ValueError(f"the JSON value is cut off before it closes (starts: {preview!r}); reply with the whole value")
     raise ValueError(f"no JSON object found in the model output (starts: {preview!r})")

@@ -73,6 +73,12 @@ def _opening(schema: Mapping[str, Any] | None) -> str:
     return f"{{{json.dumps(required[0])}:" if required and isinstance(required[0], str) else "{"
 
 
+def json_closed(text: str) -> bool:
+    """Whether `text` (starting at its opening bracket) ends with that JSON value closed."""
+    _, still_open, in_string = balanced_prefix(text, 0)
+    return not still_open and not in_string and text.rstrip().endswith(("}", "]"))
+
+
 class _JSONComplete:
     """Stopping criterion: end generation as soon as the JSON value is closed.
 
@@ -89,8 +95,7 @@ class _JSONComplete:
         import torch
 
         text = self.opening + self.tokenizer.decode(input_ids[0, self.prompt_length :], skip_special_tokens=True)
-        _, still_open, in_string = balanced_prefix(text, 0)
-        done = not still_open and not in_string and text.rstrip().endswith(("}", "]"))
+        done = json_closed(text)
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -102,7 +107,9 @@ class LocalLLM(CachedJSONClient):
     are filled by schema-guided decoding, so they always parse; other schemas (a plan) are
     generated freely, starting at `{` and stopping when the JSON closes, then extracted.
     Greedy decoding first; repeats after an unusable reply sample with a fixed seed, so runs
-    stay reproducible. Answers are cached on disk like the HTTP client's.
+    stay reproducible. Answers are cached on disk like the HTTP client's. Running out of
+    `max_new_tokens` before the JSON closes (or of `max_string_tokens` inside a guided string)
+    is reported as a truncated reply, exactly as an endpoint's `finish_reason == "length"`.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class LocalLLM(CachedJSONClient):
         folder: str | Path | None = None,
         gguf_file: str = DEFAULT_GGUF,
         max_new_tokens: int = 256,
+        max_string_tokens: int = 40,
         device: str = "cpu",
     ) -> None:
         settings = settings or LLMSettings(backend="local")
@@ -121,6 +129,7 @@ class LocalLLM(CachedJSONClient):
         self.folder = Path(folder) if folder is not None else None
         self.gguf_file = gguf_file
         self.max_new_tokens = max_new_tokens
+        self.max_string_tokens = max_string_tokens
         self.device = device
         self._lock = threading.Lock()
 
@@ -128,7 +137,15 @@ class LocalLLM(CachedJSONClient):
         return f"LocalLLM(model={self.model!r}, device={self.device!r}, cache={self._cache!r})"
 
     def _params(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "decoding": "guided-v1, else key-prefilled greedy then seeded sampling"}
+        return {"max_new_tokens": self.max_new_tokens, "max_string_tokens": self.max_string_tokens,
+                "decoding": "guided-v1, else key-prefilled greedy then seeded sampling"}
+
+    def _endpoint(self) -> str:
+        return f"local:{self.gguf_file}"
+
+    def _token_limit_hint(self) -> str:
+        return (f"raise LocalLLM's max_new_tokens (now {self.max_new_tokens}) or max_string_tokens "
+                f"(now {self.max_string_tokens})")
 
     @staticmethod
     def _short(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -153,11 +170,11 @@ class LocalLLM(CachedJSONClient):
         fields = guided_fields(schema)
         if fields is not None and attempt == 0:
             with self._lock:
-                decoder = GuidedDecoder(tokenizer, model, self.device)
+                decoder = GuidedDecoder(tokenizer, model, self.device, max_string_tokens=self.max_string_tokens)
                 content = decoder.fill(prompt, fields)
             prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
             self.usage.add_call(self.model, prompt_tokens, decoder.generated_tokens)
-            return Reply(content, prompt_tokens, decoder.generated_tokens)
+            return Reply(content, prompt_tokens, decoder.generated_tokens, truncated=decoder.truncated)
         opening = _opening(schema)
         inputs = tokenizer(prompt + opening, return_tensors="pt", add_special_tokens=False).to(self.device)
         length = inputs["input_ids"].shape[1]
@@ -176,4 +193,5 @@ class LocalLLM(CachedJSONClient):
         new_tokens = output[0, length:]
         content = opening + tokenizer.decode(new_tokens, skip_special_tokens=True)
         self.usage.add_call(self.model, int(length), int(new_tokens.shape[0]))
-        return Reply(content, int(length), int(new_tokens.shape[0]))
+        truncated = int(new_tokens.shape[0]) >= self.max_new_tokens and not json_closed(content)
+        return Reply(content, int(length), int(new_tokens.shape[0]), truncated=truncated)

@@ -58,18 +58,26 @@ class LLMSettings(BaseSettings):
         4, ge=0, description="Retries after a timeout, a connection error, 429 or 5xx."
     )
     backoff_initial: float = Field(
-        0.5, ge=0, description="First wait between retries in seconds; doubles each retry."
+        0.5, ge=0, description="Scale of the wait between retries in seconds: the n-th wait is drawn "
+        "at random below backoff_initial * 2**(n-1) (full jitter)."
     )
     backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries.")
     json_retries: int = Field(
         2, ge=0, description="Extra calls when the reply is not valid JSON for the schema."
     )
     temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 for repeatable runs.")
-    max_tokens: int | None = Field(2048, ge=1, description="Cap on completion tokens per call.")
+    max_tokens: int | None = Field(
+        2048, ge=1, description="Cap on completion tokens per call; a reply cut off there is split "
+        "into smaller batches, never repaired or cached."
+    )
     structured_output: StructuredOutput = Field(
         "auto",
         description="How to ask for JSON: json_schema, json_object, prompt only, or 'auto' "
         "(json_schema first, falling back when the server rejects it).",
+    )
+    max_ungrounded: float = Field(
+        0.2, ge=0, le=1, description="Largest share of an annotation step's spans that may be missing "
+        "from their text (paraphrased or invented); above it the step fails and shows examples."
     )
     cache_dir: Path | None = Field(
         default_factory=lambda: Settings().llm_cache_dir,

@@ -135,12 +135,14 @@ class Registry:
         summary: Mapping[str, Any] | Any | None = None,
         flow_run_id: str | None = None,
         annotations_path: str | os.PathLike | None = None,
+        version_tags: Mapping[str, str] | None = None,
     ) -> ModelVersionRef:
         """Record one fine-tune: an MLflow run (params = settings + base/parent, metrics, the
         checkpoint, `plan.yaml`, the training summary and the annotation file as artifacts), then a
         registered version of `model_name` whose source is that checkpoint, tagged with its
         lineage. `parent` is the version it was tuned from (any ref; stored resolved), None when
-        tuned from `base_model` (None reads the checkpoint's own `base_model`)."""
+        tuned from `base_model` (None reads the checkpoint's own `base_model`). `version_tags`
+        are set on the version as it is created (so `find_version` sees them at once)."""
         folder = Path(metamodel_dir)
         if not (folder / CHECKPOINT_CONFIG).is_file():
             raise ModelError(f"{folder} is not a Falconer checkpoint (no {CHECKPOINT_CONFIG}); write one with Metamodel.save")
@@ -191,12 +193,13 @@ class Registry:
             raise
         self.client.set_terminated(run_id, "FINISHED")
 
-        version_tags = {
+        all_tags = {
+            **dict(version_tags or {}),
             **lineage,
             T.MLFLOW_RUN_ID: run_id,
             **{T.METRIC_PREFIX + _mlflow_key(k): repr(v) for k, v in key_metrics.items()},
         }
-        version = self._register(model_name, run_id, version_tags, _describe(model_name, lineage))
+        version = self._register(model_name, run_id, all_tags, _describe(model_name, lineage))
         self.client.set_tag(run_id, T.MODEL_VERSION, str(version))
         return version
 
@@ -281,6 +284,14 @@ class Registry:
         }.items():
             self.client.set_model_version_tag(model_name, str(ref.version), key, value)
         return PromotionDecision(model_name, ref.version, passed, tuple(reasons), previous)
+
+    def find_version(self, model_name: str, tag: str, value: str) -> ModelVersionRef | None:
+        """The lowest version of `model_name` tagged `tag=value`, or None (what makes a retried
+        registration find the version an earlier attempt created)."""
+        if "'" in value or "`" in tag:
+            raise ConfigError(f"cannot search for tag {tag!r} = {value!r}: quotes are not allowed")
+        found = self.client.search_model_versions(f"name = '{model_name}' and tags.`{tag}` = '{value}'")
+        return _ref(min(found, key=lambda mv: int(mv.version))) if found else None
 
     def resolve(self, ref: str | ModelVersionRef) -> ModelVersionRef:
         """The version a ref names: `NAME@alias`, `NAME/version`, or `NAME` (the champion if

@@ -1,5 +1,9 @@
 """Registering a fine-tuned checkpoint with its lineage and promoting it behind the quality gate.
-(Fetching a registered version back is `Registry.fetch` / `Registry.plan_of`.)"""
+(Fetching a registered version back is `Registry.fetch` / `Registry.plan_of`.)
+
+Registration is idempotent: the version carries a key of what it registers (checkpoint, model
+name, corpus), and a retry after a failure past `create_model_version` (in promotion, say)
+finds that version and promotes it instead of creating a second one."""
 
 from __future__ import annotations
 
@@ -13,11 +17,15 @@ from pydantic import BaseModel, Field
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
 from falconer_core.evaluation.scoring import Evaluation
 from falconer_core.finetune.checkpoint import Checkpoint
+from falconer_core.hashing import content_hash
 from falconer_core.registry.client import Registry
+from falconer_core.registry.refs import ModelVersionRef
 from falconer_core.settings import Settings
 
 #: Default promotion rule: the proxy must reach this mean F1 against its annotator.
 DEFAULT_GATE: dict[str, float] = {"mean_f1": 0.5}
+#: The version tag that names what was registered, so a retry finds the version it made.
+REGISTRATION_KEY = "falconer.registration_key"
 
 
 class Registration(BaseModel):
@@ -41,24 +49,38 @@ def register_checkpoint(
     flow_run_id: str | None,
 ) -> Registration:
     """Log the fine-tune to MLflow (run, checkpoint, plan, annotations), register a version with
-    every lineage tag, then make it the candidate and, if it meets `gate`, the champion."""
+    every lineage tag, then make it the candidate and, if it meets `gate`, the champion. When
+    this checkpoint is already registered under `model_name` for `corpus_id` (an earlier attempt
+    failed after creating the version), that version is promoted instead of a new one.
+    Metrics are the evaluation's plus `ungrounded.<step>` for an LLM annotator's span steps."""
     registry = Registry.from_settings(settings)
-    metrics = evaluation.metrics()
+    metrics = {**evaluation.metrics(), **annotations.ungrounded_metrics()}
+    model_name = model_name or settings.model_name
+    key = content_hash("registration", checkpoint.key, model_name, corpus_id)
+    ref = registry.find_version(model_name, REGISTRATION_KEY, key)
+    if ref is None:
+        ref = _log(registry, checkpoint, annotations, metrics, model_name, corpus_id, flow_run_id, key)
+    decision = registry.promote(ref.name, ref.version, metrics, dict(gate))
+    return Registration(version=str(ref), run_id=ref.run_id, champion=decision.champion, reasons=list(decision.reasons))
+
+
+def _log(registry: Registry, checkpoint: Checkpoint, annotations: AnnotationSet, metrics: Mapping[str, float],
+         model_name: str, corpus_id: str, flow_run_id: str | None, key: str) -> ModelVersionRef:
+    """Log the fine-tune run and create its version, tagged with the registration key."""
     with tempfile.TemporaryDirectory(prefix="falconer-annotations-") as tmp:
         path = Path(tmp) / "annotations.jsonl"
         rows = annotation_rows(annotations).astype(object).where(lambda f: f.notna(), None)
         path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows.to_dict("records")), "utf-8")
-        ref = registry.log_fine_tune(
-            checkpoint.path, model_name=model_name or settings.model_name, parent=checkpoint.parent,
+        return registry.log_fine_tune(
+            checkpoint.path, model_name=model_name, parent=checkpoint.parent,
             base_model=checkpoint.base_model, plan=annotations.plan,
             annotation_set_hash=annotations.hash, n_annotations=annotations.size,
             annotator=annotations.annotator, corpus_id=corpus_id,
             settings={"training": checkpoint.training, "n_examples": checkpoint.n_examples,
                       "n_train_texts": len(checkpoint.train_ids), "n_heldout_texts": len(checkpoint.heldout_ids)},
             metrics=metrics, summary=checkpoint.summary, flow_run_id=flow_run_id, annotations_path=path,
+            version_tags={REGISTRATION_KEY: key},
         )
-    decision = registry.promote(ref.name, ref.version, metrics, dict(gate))
-    return Registration(version=str(ref), run_id=ref.run_id, champion=decision.champion, reasons=list(decision.reasons))
 
 
-__all__ = ["DEFAULT_GATE", "Registration", "register_checkpoint"]
+__all__ = ["DEFAULT_GATE", "REGISTRATION_KEY", "Registration", "register_checkpoint"]
