@@ -387,16 +387,17 @@ def test_task_cache_keys_change_with_the_core_library_and_the_endpoint(monkeypat
         tasks.policies.core_fingerprint.cache_clear()
 
 
-def test_the_annotate_key_names_the_annotator_endpoint():
+def test_the_annotate_key_names_the_annotator_endpoint(tmp_path):
     from types import SimpleNamespace
 
     from falconer_core.annotators import AnnotatorChoice
-    from falconer_core.corpus import corpus_from_frame
+    from falconer_core.corpus import CorpusSource, snapshot_corpus
     from falconer_core.plan import Plan
     from tasks.annotation import _annotate_key
 
-    frame = corpus_from_frame(tweets(20), "text", "tweet_id")
-    params = {"plan": Plan.from_dict(PLAN), "corpus": frame, "sample": SimpleNamespace(ids=list(frame["id"][:5]))}
+    tweets(20).to_csv(tmp_path / "t.csv", index=False)
+    corpus = snapshot_corpus(CorpusSource(path=str(tmp_path / "t.csv"), id_column="tweet_id"), tmp_path / "corpora")
+    params = {"plan": Plan.from_dict(PLAN), "corpus": corpus, "sample": SimpleNamespace(ids=corpus.ids()[:5])}
     one = AnnotatorChoice(name="openai", model="m", base_url="http://127.0.0.1:8001/v1")
     two = one.model_copy(update={"base_url": "http://127.0.0.1:8002/v1"})
     assert _annotate_key(None, {**params, "annotator": one}) != _annotate_key(None, {**params, "annotator": two})
