@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401
-from common import save
-
 import pandas as pd
+from common import save
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "falconer_core" / "data" / "demo_tweets.csv"
