@@ -90,7 +90,7 @@ def speed(models: dict[str, Metamodel], texts: list[str], instruction: str, batc
             seconds, tokens = raw_forward(model, texts, instruction, batch_size)
             best[name][1] = min(best[name][1], seconds)
     ceiling = max(ceilings)
-    out = {"tokens": tokens, "matmul_ceiling_gflops": round(ceiling, 1)}
+    out = {"n_texts": len(texts), "tokens": tokens, "matmul_ceiling_gflops": round(ceiling, 1)}
     for name, (full_s, raw_s) in best.items():
         out[name] = rates(models[name], len(texts), tokens, full_s, raw_s, ceiling)
     out["int8_vs_fp32_full"] = round(best["fp32"][0] / best["int8"][0], 3)
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="gold sentences the checkpoint was tuned on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-size", type=int, default=1000, help="fixed random test subset (fewshot.py's)")
+    parser.add_argument("--speed-size", type=int, default=0, help="time the first N test sentences (0 = all)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed passes")
     args = parser.parse_args()
@@ -130,19 +131,22 @@ def main() -> None:
             "dataset": dataset, "checkpoint": str(path), "n_test": len(test), **scores,
             "word_f1_cost_int8": round(scores["fp32"]["word_f1"] - scores["int8"]["word_f1"], 4),
             "texts_with_identical_spans": round(same / len(test), 4), "load_and_quantize_s": round(quantize_s, 1),
-            "speed": speed(models, [e.text for e in test], test[0].instruction, args.batch_size, args.repeats),
+            "speed": speed(models, [e.text for e in test[: args.speed_size or None]], test[0].instruction,
+                           args.batch_size, args.repeats),
         }
         rows.append(row)
         print_row(row)
     worst = max(r["word_f1_cost_int8"] for r in rows)
     decision = "int8 could be the CPU default" if worst <= 0.005 else "fp32 stays the default"
     print(f"\nworst int8 word-F1 cost {worst:+.4f} (threshold 0.005): {decision}")
-    print(f"results: {save('precision', {'cpu_features': features, 'args': vars(args), 'rows': rows, 'decision': decision})}")
+    payload = {"cpu_features": features, "args": vars(args), "rows": rows, "decision": decision}
+    print(f"results: {save('precision-' + '-'.join(args.datasets), payload)}")
 
 
 def print_row(row: dict) -> None:
     s = row["speed"]
-    print(f"\n{row['dataset']}: {row['n_test']} test sentences, {s['tokens']} tokens (prompt included)")
+    print(f"\n{row['dataset']}: F1 on {row['n_test']} test sentences; speed on {s['n_texts']}, {s['tokens']} tokens"
+          " (prompt included)")
     for name in ("fp32", "int8"):
         q, r = row[name], s[name]
         print(f"  {name}: word F1 {q['word_f1']:.4f} (P {q['word_p']:.3f} R {q['word_r']:.3f}, exact {q['exact_f1']:.3f})"
