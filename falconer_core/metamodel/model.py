@@ -157,8 +157,9 @@ class Metamodel:
         return cls(model, tokenizer, config, device, shape_embedding, precision)
 
     def with_precision(self, precision: Precision, *, device: str | None = None) -> Metamodel:
-        """A copy of this model that runs at `precision`; this one is left as it is. Only an fp32
-        or bf16 model can be copied: int8 weights cannot be turned back into fp32 ones."""
+        """A copy of this model that runs at `precision` on `device` (by default where that
+        precision runs, as in `load`); this one is left as it is. Only an fp32 or bf16 model can
+        be copied: int8 weights cannot be turned back into fp32 ones."""
         self._require_full_weights(f"make a {precision} copy")
         shape = copy.deepcopy(self.shape_embedding) if self.shape_embedding is not None else None
         return type(self)(
