@@ -1,7 +1,7 @@
 """Executor throughput: the full `get_span` path (tokenise, window, forward, decode) beside the
 raw encoder forward pass on the very same batches, and a torch matmul ceiling, all in one run.
 
-    python benchmarks/throughput.py --n 5000
+    python benchmarks/throughput.py --n 5000 [--precision int8]
 
 Figures are ratios measured in the same process: absolute times drift on shared machines.
 """
@@ -17,6 +17,7 @@ from common import save, subset
 
 from falconer_core.metamodel import Metamodel
 from falconer_core.metamodel.batching import collate
+from falconer_core.metamodel.precision import PRECISIONS, autocast
 from falconer_core.readers import load_split
 
 
@@ -31,25 +32,45 @@ def matmul_ceiling(n: int = 2048, repeats: int = 10) -> float:
 
 
 def forward_flops_per_token(model: Metamodel, mean_len: float) -> float:
-    """2 x non-embedding weights, plus attention scores and mixing (4 x layers x hidden x length)."""
+    """2 x the weights of every linear layer (fp32 or int8 alike), plus attention scores and
+    mixing (4 x layers x hidden x length). For int8 this counts integer operations as FLOPs."""
     config = model.model.config
-    weights = sum(p.numel() for n, p in model.model.named_parameters() if "embeddings" not in n)
+    weights = sum(m.in_features * m.out_features for m in model.model.modules() if hasattr(m, "in_features"))
     return 2 * weights + 4 * config.num_hidden_layers * config.hidden_size * mean_len
 
 
 def raw_forward(model: Metamodel, texts: list[str], instruction: str, batch_size: int) -> tuple[float, int]:
-    """Time only the encoder forward over the windows get_span would build, same bucketing."""
+    """Time only the encoder forward over the windows get_span would build, same bucketing,
+    at the model's precision."""
     encoded = model.encoder.encode_texts(texts)
     windows = [w for i, e in enumerate(encoded) if texts[i].strip() for w in model.encoder.windows(i, e, "span", instruction)]
     windows.sort(key=lambda w: len(w.input_ids))
     batches = [collate(windows[i : i + batch_size], model.tokenizer.pad_token_id, model.device) for i in range(0, len(windows), batch_size)]
     tokens = sum(len(w.input_ids) for w in windows)
-    with torch.inference_mode():  # the encoder alone: no casing features, no decoding
+    with torch.inference_mode(), autocast(model.precision, model.device):  # no casing features, no decoding
         model.model(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
         started = time.perf_counter()
         for batch in batches:
             model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.cpu()
         return time.perf_counter() - started, tokens
+
+
+def full_path(model: Metamodel, texts: list[str], instruction: str) -> float:
+    """Seconds for `get_span` over the texts: tokenise, window, casing features, forward, decode."""
+    started = time.perf_counter()
+    model.get_span(texts, instruction, progress=False)
+    return time.perf_counter() - started
+
+
+def rates(model: Metamodel, n_texts: int, tokens: int, full_s: float, raw_s: float, ceiling: float) -> dict:
+    """Texts and tokens per second of both paths, and their ratios to each other and the ceiling."""
+    gflops = forward_flops_per_token(model, tokens / n_texts) * tokens / raw_s / 1e9
+    return {
+        "full_texts_per_s": round(n_texts / full_s, 1), "full_tokens_per_s": round(tokens / full_s),
+        "raw_texts_per_s": round(n_texts / raw_s, 1), "raw_tokens_per_s": round(tokens / raw_s),
+        "full_vs_raw": round(raw_s / full_s, 3),
+        "raw_gflops": round(gflops, 1), "raw_vs_ceiling": round(gflops / ceiling, 3),
+    }
 
 
 def main() -> None:
@@ -58,9 +79,13 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the packaged base)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many passes")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="inference precision")
     args = parser.parse_args()
 
-    model = Metamodel.load(args.model) if args.model else Metamodel.from_base()
+    if args.model:
+        model = Metamodel.load(args.model, precision=args.precision)
+    else:
+        model = Metamodel.from_base(precision=args.precision)
     model.batch_size = args.batch_size
     examples = subset(load_split("bc2gm", "test"), args.n, seed=7)
     texts, instruction = [e.text for e in examples], examples[0].instruction
@@ -69,27 +94,22 @@ def main() -> None:
     ceiling = matmul_ceiling()
     full_s, raw_s = float("inf"), float("inf")
     for _ in range(args.repeats):
-        started = time.perf_counter()
-        model.get_span(texts, instruction, progress=False)
-        full_s = min(full_s, time.perf_counter() - started)
+        full_s = min(full_s, full_path(model, texts, instruction))
         seconds, tokens = raw_forward(model, texts, instruction, args.batch_size)
         raw_s = min(raw_s, seconds)
-    flops = forward_flops_per_token(model, tokens / len(texts)) * tokens
     result = {
-        "n_texts": len(texts), "tokens": tokens, "batch_size": args.batch_size,
-        "full_texts_per_s": round(len(texts) / full_s, 1), "full_tokens_per_s": round(tokens / full_s),
-        "raw_texts_per_s": round(len(texts) / raw_s, 1), "raw_tokens_per_s": round(tokens / raw_s),
-        "full_vs_raw": round(raw_s / full_s, 3),
-        "raw_gflops": round(flops / raw_s / 1e9, 1), "matmul_ceiling_gflops": round(ceiling, 1),
-        "raw_vs_ceiling": round(flops / raw_s / 1e9 / ceiling, 3),
+        "n_texts": len(texts), "tokens": tokens, "batch_size": args.batch_size, "precision": args.precision,
+        **rates(model, len(texts), tokens, full_s, raw_s, ceiling), "matmul_ceiling_gflops": round(ceiling, 1),
     }
-    print(f"get_span, {len(texts)} BC2GM sentences, {tokens} tokens (prompt included), batch {args.batch_size}")
+    print(f"get_span ({args.precision}), {len(texts)} BC2GM sentences, {tokens} tokens (prompt included), "
+          f"batch {args.batch_size}")
     print(f"  full path   : {result['full_texts_per_s']:8.1f} texts/s  {result['full_tokens_per_s']:8d} tokens/s")
     print(f"  raw forward : {result['raw_texts_per_s']:8.1f} texts/s  {result['raw_tokens_per_s']:8d} tokens/s"
           f"  ({result['raw_gflops']} GFLOP/s)")
     print(f"  matmul ceiling: {result['matmul_ceiling_gflops']} GFLOP/s")
     print(f"  full / raw = {result['full_vs_raw']:.2f}   raw / ceiling = {result['raw_vs_ceiling']:.2f}")
-    print(f"results: {save('throughput', result)}")
+    name = "throughput" if args.precision == "fp32" else f"throughput-{args.precision}"
+    print(f"results: {save(name, result)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The metamodel's contracts: offsets, empty/long/unicode texts, windowing, save/load,
-determinism, continual re-tuning, and that fine-tuning actually learns."""
+determinism, continual re-tuning, that fine-tuning actually learns, and inference precisions."""
 
 import random
 
@@ -173,11 +173,18 @@ def _score(model, examples):
     return f1, acc
 
 
-def test_fine_tune_learns_a_toy_task_from_chance(tmp_path):
+@pytest.fixture(scope="module")
+def toy_trained():
+    """The packaged MiniLM fine-tuned on the toy task, with its test set and its scores before."""
     model = Metamodel.from_base()
     train, test = _toy_examples(60, seed=1), _toy_examples(40, seed=2)
-    f1_before, acc_before = _score(model, test)
+    before = _score(model, test)
     summary = model.fine_tune(train, epochs=12, learning_rate=3e-4, batch_size=8, min_dev_examples=10, progress=False)
+    return model, test, before, summary
+
+
+def test_fine_tune_learns_a_toy_task_from_chance(toy_trained, tmp_path):
+    model, test, (f1_before, acc_before), summary = toy_trained
     f1_after, acc_after = _score(model, test)
     assert f1_before < 0.5 and acc_before < 0.75
     assert f1_after > 0.9 and acc_after > 0.9, (f1_after, acc_after, summary)
@@ -329,3 +336,87 @@ def test_only_models_with_a_trained_head_score_zero_shot(tiny_encoder_path, tmp_
     tagging = make_tiny_encoder(tmp_path / "bio", id2label={0: "O", 1: "B", 2: "I"})
     assert has_trained_head(ModelSource.base(str(tagging)))
     assert has_trained_head(ModelSource(path=str(tmp_path), base_model="x", checkpoint=True))
+
+
+# ---------------------------------------------------------------------- inference precision
+def test_int8_spans_and_labels_are_well_formed_and_the_head_and_casing_stay_fp32(tiny_encoder_path):
+    from falconer_core.metamodel.precision import is_quantized
+
+    tiny = Metamodel.from_base(str(tiny_encoder_path))
+    with torch.no_grad():
+        tiny.shape_embedding.weight[1:].normal_()
+    int8 = tiny.with_precision("int8")
+    assert int8.precision == "int8" and is_quantized(int8.model) and int8.device.type == "cpu"
+    assert tiny.precision == "fp32" and not is_quantized(tiny.model)  # the original is untouched
+    assert type(int8.model.classifier) is torch.nn.Linear
+    assert torch.equal(int8.model.classifier.weight, tiny.model.classifier.weight)
+    assert torch.equal(int8.shape_embedding.weight, tiny.shape_embedding.weight)
+    spans = int8.get_span(TEXTS, "Extract the names.", progress=False)
+    assert len(spans) == len(TEXTS)
+    check_offsets(TEXTS, spans)
+    labels = int8.get_label(TEXTS + [""], "Is it French?", progress=False)
+    assert len(labels) == len(TEXTS) + 1 and all(0.5 <= r.confidence <= 1.0 for r in labels)
+
+
+def test_int8_agrees_with_fp32_on_a_trained_toy_task(toy_trained):
+    model, test, _, _ = toy_trained
+    int8 = model.with_precision("int8")
+    assert _score(int8, test)[0] >= _score(model, test)[0] - 0.05
+    texts = [e.text for e in test if isinstance(e, SpanExample)]
+    fp32_probs = model.span_word_probs(texts, "Extract the animal.", progress=False)
+    int8_probs = int8.span_word_probs(texts, "Extract the animal.", progress=False)
+    diffs = np.concatenate([np.abs(fp32_probs[i][1] - int8_probs[i][1]).ravel() for i in fp32_probs])
+    assert 0 < diffs.max() and diffs.mean() < 0.03  # quantized (not identical) yet close
+    instruction = "Does the text name an animal?"
+    fp32_labels, int8_labels = model.get_label(texts, instruction), int8.get_label(texts, instruction)
+    assert sum(a.value == b.value for a, b in zip(fp32_labels, int8_labels)) >= 0.95 * len(texts)
+
+
+def test_int8_is_inference_only(tiny_encoder_path, tmp_path):
+    int8 = Metamodel.from_base(str(tiny_encoder_path), precision="int8")
+    with pytest.raises(ModelError, match="inference-only: cannot fine-tune"):
+        int8.fine_tune(_toy_examples(5, seed=0), epochs=1, progress=False)
+    with pytest.raises(ModelError, match="cannot save"):
+        int8.save(tmp_path / "ckpt")
+    with pytest.raises(ModelError, match="cannot make a fp32 copy"):
+        int8.with_precision("fp32")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_int8_loads_from_a_saved_checkpoint(tiny, tmp_path):
+    tiny.save(tmp_path / "ckpt")
+    loaded = Metamodel.load(tmp_path / "ckpt", precision="int8")
+    assert loaded.precision == "int8" and loaded.config == Metamodel.load(tmp_path / "ckpt").config
+    check_offsets(TEXTS, loaded.get_span(TEXTS, "Extract the names.", progress=False))
+
+
+def test_precision_is_checked_against_the_device(tiny_encoder_path):
+    with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
+        Metamodel.from_base(str(tiny_encoder_path), precision="bf16", device="cpu")
+    with pytest.raises(ConfigError, match="int8 runs on CPU only"):
+        Metamodel.from_base(str(tiny_encoder_path), precision="int8", device="cuda")
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        Metamodel.from_base(str(tiny_encoder_path), precision="fp16")
+    if not torch.cuda.is_available():  # bf16 with no device named: the CPU, so refused
+        with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
+            Metamodel.from_base(str(tiny_encoder_path), precision="bf16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast runs on CUDA only")
+def test_bf16_on_cuda_gives_well_formed_results_close_to_fp32(tiny):
+    bf16 = tiny.with_precision("bf16", device="cuda")
+    assert bf16.device.type == "cuda" and bf16.batch_size > tiny.batch_size
+    check_offsets(TEXTS, bf16.get_span(TEXTS, "Extract the names.", progress=False))
+    fp32_probs = tiny.span_word_probs(TEXTS, "Extract the names.", progress=False)
+    bf16_probs = bf16.span_word_probs(TEXTS, "Extract the names.", progress=False)
+    assert max(np.abs(fp32_probs[i][1] - bf16_probs[i][1]).max() for i in fp32_probs) < 0.05
+
+
+def test_open_metamodel_keeps_one_instance_per_source_and_precision(tiny_encoder_path):
+    from falconer_core.metamodel.source import open_metamodel
+
+    source = ModelSource.base(str(tiny_encoder_path))
+    fp32, int8 = open_metamodel(source), open_metamodel(source, precision="int8")
+    assert fp32.precision == "fp32" and int8.precision == "int8" and fp32 is not int8
+    assert open_metamodel(source) is fp32 and open_metamodel(source, precision="int8") is int8
+    assert open_metamodel(source, fresh=True, precision="int8") is not int8

@@ -6,6 +6,7 @@ need it, so flows and tasks can import this package without the model stack.
 
 from importlib import import_module
 
+from falconer_core.metamodel.precision import DEFAULT_PRECISION, PRECISION_DESCRIPTION, PRECISIONS, Precision
 from falconer_core.metamodel.settings import TrainingSettings, TrainingSummary
 from falconer_core.metamodel.source import DEFAULT_BASE, LOADS, ModelSource, has_trained_head, open_metamodel
 
@@ -18,4 +19,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'falconer_core.metamodel' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_BASE", "LOADS", "Metamodel", "ModelSource", "TrainingSettings", "TrainingSummary", "has_trained_head", "open_metamodel"]
+__all__ = [
+    "DEFAULT_BASE",
+    "DEFAULT_PRECISION",
+    "LOADS",
+    "Metamodel",
+    "ModelSource",
+    "PRECISIONS",
+    "PRECISION_DESCRIPTION",
+    "Precision",
+    "TrainingSettings",
+    "TrainingSummary",
+    "has_trained_head",
+    "open_metamodel",
+]

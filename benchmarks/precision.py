@@ -1,0 +1,161 @@
+"""int8 against fp32 on the same checkpoints and test sentences: the word-F1 cost of int8, and
+texts/s of each beside the raw encoder forward on the same batches and a matmul ceiling, one run.
+
+    python benchmarks/precision.py --checkpoints /tmp/ckpt   # folders saved by fewshot.py --save-dir
+    python benchmarks/precision.py                           # fine-tunes 512 sentences per dataset first
+
+A checkpoint is `{dataset}-{size}-seed{seed}` under `--checkpoints` (what `fewshot.py --save-dir`
+writes); a missing one is fine-tuned here as `fewshot.py` would (about 5 minutes on one thread)
+and saved there. The test subsets are `fewshot.py`'s, so fp32 F1 matches its figure. Timings are
+ratios within this run: absolute times drift on shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sets the offline environment)
+import torch
+from common import RESULTS, save, subset
+from throughput import full_path, matmul_ceiling, rates, raw_forward
+
+from falconer_core.evaluation import exact_span_prf, word_f1
+from falconer_core.metamodel import Metamodel
+from falconer_core.readers import load_split
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def cpu_features() -> dict:
+    """What the cores offer int8 and bf16 kernels (from /proc/cpuinfo), and what torch uses."""
+    flags: set[str] = set()
+    model_name = "?"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("model name") and model_name == "?":
+                model_name = line.split(":", 1)[1].strip()
+    present = [f for f in CPU_FLAGS if f in flags]
+    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni"))
+    return {
+        "cpu": model_name, "flags": present,
+        "summary": "AVX-512 with VNNI" if vnni and "avx512f" in flags else "AVX-512, no VNNI" if "avx512f" in flags
+        else "AVX2 with AVX-VNNI" if vnni else "AVX2 only" if "avx2" in flags else "no AVX2",
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quantized_engine": torch.backends.quantized.engine,
+    }
+
+
+def checkpoint(dataset: str, size: int, seed: int, folder: Path) -> Path:
+    """The fine-tuned checkpoint for (dataset, size, seed), trained and saved here when missing."""
+    path = folder / f"{dataset}-{size}-seed{seed}"
+    if (path / "falconer.json").is_file():
+        return path
+    print(f"fine-tuning {dataset} on {size} sentences (seed {seed}) -> {path}", flush=True)
+    model = Metamodel.from_base(seed=seed)
+    model.fine_tune(subset(load_split(dataset, "train"), size, seed=1000 + seed), seed=seed, progress=False)
+    return model.save(path)
+
+
+def quality(model: Metamodel, test: list) -> tuple[dict, list]:
+    """Word-level and exact-span scores of the model's spans on the test sentences."""
+    texts, gold = [e.text for e in test], [list(e.spans) for e in test]
+    predicted = model.get_span(texts, test[0].instruction, progress=False)
+    words, exact = word_f1(predicted, gold, texts), exact_span_prf(predicted, gold)
+    return {"word_f1": round(words["f1"], 4), "word_p": round(words["precision"], 4),
+            "word_r": round(words["recall"], 4), "exact_f1": round(exact["f1"], 4)}, predicted
+
+
+def offsets(spans: list) -> list[tuple[int, int]]:
+    """Where the spans are, without their confidences."""
+    return [(s.start, s.end) for s in spans]
+
+
+def speed(models: dict[str, Metamodel], texts: list[str], instruction: str, batch_size: int, repeats: int) -> dict:
+    """Best-of-`repeats` full and raw times per precision, interleaved so drift hits all alike,
+    with a matmul ceiling measured between the passes."""
+    for model in models.values():
+        model.batch_size = batch_size
+        model.get_span(texts[:batch_size], instruction, progress=False)  # warm-up
+    best = {name: [float("inf"), float("inf")] for name in models}
+    ceilings, tokens = [], 0
+    for _ in range(repeats):
+        ceilings.append(matmul_ceiling())
+        for name, model in models.items():
+            best[name][0] = min(best[name][0], full_path(model, texts, instruction))
+            seconds, tokens = raw_forward(model, texts, instruction, batch_size)
+            best[name][1] = min(best[name][1], seconds)
+    ceiling = max(ceilings)
+    out = {"n_texts": len(texts), "tokens": tokens, "matmul_ceiling_gflops": round(ceiling, 1)}
+    for name, (full_s, raw_s) in best.items():
+        out[name] = rates(models[name], len(texts), tokens, full_s, raw_s, ceiling)
+    out["int8_vs_fp32_full"] = round(best["fp32"][0] / best["int8"][0], 3)
+    out["int8_vs_fp32_raw"] = round(best["fp32"][1] / best["int8"][1], 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["btc-per", "bc2gm"])
+    parser.add_argument("--checkpoints", default=str(RESULTS / "checkpoints"),
+                        help="folder of fewshot.py --save-dir checkpoints; missing ones are trained into it")
+    parser.add_argument("--size", type=int, default=512, help="gold sentences the checkpoint was tuned on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-size", type=int, default=1000, help="fixed random test subset (fewshot.py's)")
+    parser.add_argument("--speed-size", type=int, default=0, help="time the first N test sentences (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many timed passes")
+    args = parser.parse_args()
+
+    features = cpu_features()
+    print(f"CPU: {features['cpu']}: {features['summary']} ({' '.join(features['flags'])}); "
+          f"torch kernels {features['torch_cpu_capability']}, quantized engine {features['quantized_engine']}, "
+          f"{torch.get_num_threads()} thread(s)", flush=True)
+    rows = []
+    for dataset in args.datasets:
+        path = checkpoint(dataset, args.size, args.seed, Path(args.checkpoints))
+        started = time.perf_counter()
+        models = {"fp32": Metamodel.load(path)}
+        models["int8"] = models["fp32"].with_precision("int8")
+        quantize_s = time.perf_counter() - started
+        test = subset(load_split(dataset, "test"), args.test_size or None, seed=12345)
+        scores, predicted = {}, {}
+        for name, model in models.items():
+            scores[name], predicted[name] = quality(model, test)
+        same = sum(offsets(a) == offsets(b) for a, b in zip(predicted["fp32"], predicted["int8"]))
+        row = {
+            "dataset": dataset, "checkpoint": str(path), "n_test": len(test), **scores,
+            "word_f1_cost_int8": round(scores["fp32"]["word_f1"] - scores["int8"]["word_f1"], 4),
+            "texts_with_identical_spans": round(same / len(test), 4), "load_and_quantize_s": round(quantize_s, 1),
+            "speed": speed(models, [e.text for e in test[: args.speed_size or None]], test[0].instruction,
+                           args.batch_size, args.repeats),
+        }
+        rows.append(row)
+        print_row(row)
+    worst = max(r["word_f1_cost_int8"] for r in rows)
+    decision = "int8 could be the CPU default" if worst <= 0.005 else "fp32 stays the default"
+    print(f"\nworst int8 word-F1 cost {worst:+.4f} (threshold 0.005): {decision}")
+    payload = {"cpu_features": features, "args": vars(args), "rows": rows, "decision": decision}
+    print(f"results: {save('precision-' + '-'.join(args.datasets), payload)}")
+
+
+def print_row(row: dict) -> None:
+    s = row["speed"]
+    print(f"\n{row['dataset']}: F1 on {row['n_test']} test sentences; speed on {s['n_texts']}, {s['tokens']} tokens"
+          " (prompt included)")
+    for name in ("fp32", "int8"):
+        q, r = row[name], s[name]
+        print(f"  {name}: word F1 {q['word_f1']:.4f} (P {q['word_p']:.3f} R {q['word_r']:.3f}, exact {q['exact_f1']:.3f})"
+              f" | full {r['full_texts_per_s']:7.1f} texts/s, raw {r['raw_texts_per_s']:7.1f} texts/s,"
+              f" full/raw {r['full_vs_raw']:.2f}, raw {r['raw_gflops']} G(FL)OP/s = {r['raw_vs_ceiling']:.2f} of ceiling")
+    print(f"  int8 cost {row['word_f1_cost_int8']:+.4f} word F1; identical spans on {row['texts_with_identical_spans']:.1%}"
+          f" of texts; int8/fp32 speed: full {s['int8_vs_fp32_full']:.2f}x, raw {s['int8_vs_fp32_raw']:.2f}x;"
+          f" matmul ceiling {s['matmul_ceiling_gflops']} GFLOP/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
