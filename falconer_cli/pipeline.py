@@ -36,6 +36,7 @@ SampleFractionOpt = Annotated[Optional[float], typer.Option("--sample-fraction",
 RunnerOpt = Annotated[Optional[Literal["sequential", "processes", "dask"]], typer.Option("--runner", help="Where shards run: sequential (this process), processes (a local pool) or dask (a LocalCluster, or --dask-address).")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes or Dask workers (default: the machine's cores).")]
 DaskAddressOpt = Annotated[Optional[str], typer.Option("--dask-address", help="An existing Dask scheduler, e.g. tcp://host:8786 (implies --runner dask).")]
+PrecisionOpt = Annotated[Optional[Literal["fp32", "int8", "bf16"]], typer.Option("--precision", help="Inference precision: fp32 (default), int8 (CPU: linear layers quantized) or bf16 (CUDA autocast).")]
 RunFolderOpt = Annotated[Optional[str], typer.Option("--run-folder", help="Where workers leave shard parts: a folder or fsspec URL all workers reach (default: FALCONER_HOME/runs).")]
 PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
 
@@ -268,6 +269,7 @@ def execute(
     workers: WorkersOpt = None,
     dask_address: DaskAddressOpt = None,
     run_folder: RunFolderOpt = None,
+    precision: PrecisionOpt = None,
     no_reuse: Annotated[bool, typer.Option("--no-reuse", help="Execute every shard, even those another run already did on the same texts.")] = False,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
@@ -277,7 +279,7 @@ def execute(
 
     execution = execution_settings(shard_size=shard_size, batch_size=batch_size, run_id=run_id, runner=runner,
                                    workers=workers, dask_address=dask_address, run_folder=run_folder,
-                                   reuse=False if no_reuse else None)
+                                   precision=precision, reuse=False if no_reuse else None)
     print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}")
 
     from flows import execute as execute_flow

@@ -47,8 +47,9 @@ def execute(
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
     size = execution.shard_size_for(snapshot.n_texts)
-    run_id = execution.run_id or execution_run_id(source.version, chosen, corpus_id, size)
-    shards, keys = make_shards(snapshot.n_texts, size), work_keys(source.version, chosen, snapshot, size)
+    run_id = execution.run_id or execution_run_id(source.version, chosen, corpus_id, size, execution.precision)
+    shards = make_shards(snapshot.n_texts, size)
+    keys = work_keys(source.version, chosen, snapshot, size, execution.precision)
     params = {"model": model, "corpus": corpus.model_dump(), "execution": execution.model_dump(), "shard_size": size}
     done, reused = tasks.start_run(
         run_id, "execute", chosen, source.version, corpus_id, params, len(shards), snapshot.n_texts,
@@ -99,7 +100,7 @@ def execute_shards(
     futures = {
         tasks.execute_shard.submit(
             model, plan, corpus, shard, model.version or model.path, run_id, run_folder,
-            execution.batch_size, execution.threads(),
+            execution.batch_size, execution.threads(), execution.precision,
         ): shard
         for shard in shards
     }

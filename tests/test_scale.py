@@ -201,3 +201,13 @@ def test_a_run_killed_with_sigkill_resumes_without_lost_or_duplicated_rows(home,
     assert_complete("killed", 240)
     with Store(Settings().store_path) as store:
         assert store.run("killed")["status"] == "completed" and len(store.completed_shards("killed")) == 12
+
+
+def test_int8_execution_is_its_own_run_with_complete_rows(home, model):
+    from flows import execute
+
+    corpus = corpus_file(home, "precise", 60, seed=7)
+    fp32 = execute(model, corpus, execution=ExecutionSettings(shard_size=30))
+    int8 = execute(model, corpus, execution=ExecutionSettings(shard_size=30, precision="int8"))
+    assert int8.run_id != fp32.run_id and int8.shards_reused == 0 and int8.shards_run == 2
+    assert_complete(int8.run_id, 60)

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from falconer_core.errors import ConfigError
+from falconer_core.metamodel.precision import DEFAULT_PRECISION, PRECISION_DESCRIPTION, Precision
 
 RunnerName = Literal["sequential", "processes", "dask"]
 
@@ -28,7 +29,10 @@ class ExecutionSettings(BaseModel):
         "power of two from 1024 to 16384 that gives ~64 shards; stable when a corpus grows a little, "
         "so appended texts reuse earlier shards).",
     )
-    batch_size: int = Field(64, ge=1, description="Windows per forward pass of the metamodel.")
+    batch_size: int | None = Field(
+        None, ge=1, description="Windows per forward pass of the metamodel (default: 64 on CPU, 256 on a GPU).",
+    )
+    precision: Precision = Field(DEFAULT_PRECISION, description=PRECISION_DESCRIPTION)
     runner: RunnerName = Field(
         "sequential", description="Where shards run: 'sequential' (this process), 'processes' (a local "
         "process pool, model loaded once per process) or 'dask' (a Dask cluster via prefect-dask).",

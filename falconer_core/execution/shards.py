@@ -21,6 +21,7 @@ from falconer_core.execution.interpreter import execute_plan
 from falconer_core.execution.outputs import output_rows
 from falconer_core.execution.parts import write_part
 from falconer_core.hashing import content_hash
+from falconer_core.metamodel.precision import DEFAULT_PRECISION, Precision, inference_batch_size
 from falconer_core.metamodel.source import LOADS, ModelSource, open_metamodel
 from falconer_core.plan import Plan
 
@@ -54,9 +55,13 @@ class ShardResult(BaseModel):
     model_loads: int = Field(description="Times that process has loaded this model (1: loaded once, then reused).")
 
 
-def execution_run_id(model_version: str, plan: Plan, corpus_id: str, shard_size: int) -> str:
-    """A stable id for 'this model runs this plan over this corpus in these shards'."""
-    return "exec-" + content_hash(model_version, plan.hash, corpus_id, shard_size)
+def execution_run_id(
+    model_version: str, plan: Plan, corpus_id: str, shard_size: int, precision: Precision = DEFAULT_PRECISION
+) -> str:
+    """A stable id for 'this model runs this plan over this corpus in these shards' (at this
+    precision: int8 rows differ a little from fp32 ones, so they are another run)."""
+    parts = (model_version, plan.hash, corpus_id, shard_size) + (() if precision == DEFAULT_PRECISION else (precision,))
+    return "exec-" + content_hash(*parts)
 
 
 def make_shards(n_texts: int, shard_size: int) -> list[Shard]:
@@ -73,11 +78,14 @@ def pending_shards(n_texts: int, shard_size: int, completed: set[int] | list[int
     return [shard for shard in make_shards(n_texts, shard_size) if shard.index not in done]
 
 
-def work_keys(model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int) -> dict[int, str]:
-    """The key of each shard's work: the same model and plan on the same ids and texts give the
-    same rows, whichever corpus version or run they come from."""
+def work_keys(
+    model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int, precision: Precision = DEFAULT_PRECISION
+) -> dict[int, str]:
+    """The key of each shard's work: the same model, plan and precision on the same ids and texts
+    give the same rows, whichever corpus version or run they come from."""
+    extra = () if precision == DEFAULT_PRECISION else (precision,)
     return {
-        index: content_hash("shard-work", model_version, plan.hash, digest)
+        index: content_hash("shard-work", model_version, plan.hash, digest, *extra)
         for index, digest in enumerate(corpus.shard_digests(shard_size))
     }
 
@@ -96,13 +104,13 @@ def use_threads(threads: int | None) -> None:
 
 def execute_shard(
     model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: Shard, *, model_version: str, run_id: str,
-    run_folder: str, batch_size: int = 64, threads: int | None = None,
+    run_folder: str, batch_size: int | None = None, threads: int | None = None, precision: Precision = DEFAULT_PRECISION,
 ) -> ShardResult:
     """Run `plan` with the metamodel on one shard's rows of the snapshot and write its part."""
     use_threads(threads)
     part = corpus.read_rows(shard.start, shard.end)
-    runner = open_metamodel(model)
-    runner.batch_size = batch_size
+    runner = open_metamodel(model, precision=precision)
+    runner.batch_size = batch_size or inference_batch_size(runner.device.type)
     started = time.perf_counter()
     records = execute_plan(plan, part["text"].tolist(), runner, part["id"].astype(str).tolist(), include_failed=True)
     seconds = time.perf_counter() - started
