@@ -204,7 +204,7 @@ def runners_section(model: str, work: Path, n: int) -> dict:
 # -- incremental --------------------------------------------------------------------------------------
 
 
-def incremental_section(model: str, work: Path) -> dict:
+def incremental_section(model: str, work: Path, n: int) -> dict:
     from falconer_core.corpus import CorpusSource
     from falconer_core.execution import ExecutionSettings
     from falconer_core.plan import Plan
@@ -212,18 +212,18 @@ def incremental_section(model: str, work: Path) -> dict:
 
     path = work / "growing.csv"
     plan, settings = Plan.from_dict(SPAN_PLAN), ExecutionSettings()
-    synthetic_corpus(path, 20_000)
+    synthetic_corpus(path, n)
     started = time.perf_counter()
     first = execute(model, CorpusSource(path=str(path)), plan=plan, execution=settings)
     full = time.perf_counter() - started
-    synthetic_corpus(path, 21_000)
+    synthetic_corpus(path, n + n // 20)
     started = time.perf_counter()
     second = execute(model, CorpusSource(path=str(path)), plan=plan, execution=settings)
     again = time.perf_counter() - started
-    out = {"full_seconds": round(full, 1), "appended_seconds": round(again, 1), "ratio": round(again / full, 3),
+    out = {"texts": n, "appended": n // 20, "full_seconds": round(full, 1), "appended_seconds": round(again, 1), "ratio": round(again / full, 3),
            "shards_reused": second.shards_reused, "shards_run": second.shards_run, "texts_run": second.texts_run,
            "first_shards": first.shards_run}
-    print(f"  20k texts: {full:.1f} s; 20k + 1k appended: {again:.1f} s ({second.shards_reused} shards reused, "
+    print(f"  {n:,} texts: {full:.1f} s; {n:,} + {n // 20:,} appended: {again:.1f} s ({second.shards_reused} shards reused, "
           f"{second.shards_run} run, {second.texts_run} texts) -> ratio {out['ratio']}")
     return out
 
@@ -261,6 +261,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["memory", "runners", "incremental", "llm"],
                         choices=["memory", "runners", "incremental", "llm"])
     parser.add_argument("--texts", type=int, default=4000, help="texts per runner in the runners section")
+    parser.add_argument("--incremental-texts", type=int, default=20_000, help="corpus size before 5%% is appended")
     parser.add_argument("--llm-texts", type=int, default=24, help="texts the embedded LLM executes")
     parser.add_argument("--home", default=None, help="Falconer home to use (default: a temporary one)")
     args = parser.parse_args()
@@ -280,7 +281,7 @@ def main() -> None:
     result: dict = {"model": model, "cpu_count": os.cpu_count()}
     sections = {"memory": lambda: memory_section(model, home, work, env),
                 "runners": lambda: runners_section(model, work, args.texts),
-                "incremental": lambda: incremental_section(model, work),
+                "incremental": lambda: incremental_section(model, work, args.incremental_texts),
                 "llm": lambda: llm_section(model, args.llm_texts)}
     for name in args.sections:
         print(f"[{name}]")
