@@ -349,6 +349,8 @@ def test_int8_spans_and_labels_are_well_formed_and_the_head_and_casing_stay_fp32
     assert int8.precision == "int8" and is_quantized(int8.model) and int8.device.type == "cpu"
     assert tiny.precision == "fp32" and not is_quantized(tiny.model)  # the original is untouched
     assert type(int8.model.classifier) is torch.nn.Linear
+    quantized = [m for m in int8.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert quantized and all(m.weight().qscheme() == torch.per_channel_affine for m in quantized)
     assert torch.equal(int8.model.classifier.weight, tiny.model.classifier.weight)
     assert torch.equal(int8.shape_embedding.weight, tiny.shape_embedding.weight)
     spans = int8.get_span(TEXTS, "Extract the names.", progress=False)

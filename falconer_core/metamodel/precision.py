@@ -62,16 +62,17 @@ def inference_batch_size(device_type: str) -> int:
 
 
 def quantize_int8(model):
-    """Quantize the linear layers of the encoder body (`model.base_model`) to int8 in place, with
-    weights quantized once and activations per batch. The token-classification head is left in
-    fp32: it is 3 x hidden weights, costs nothing, and holds the calibrated span decisions."""
+    """Quantize the linear layers of the encoder body (`model.base_model`) to int8 in place:
+    weights once, with one scale per output channel (per-tensor scales cost twice the word F1 on
+    BTC persons: 0.033 against 0.016), activations per batch. The token-classification head is
+    left in fp32: it is 3 x hidden weights, costs nothing, and holds the calibrated decisions."""
     import torch
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     with warnings.catch_warnings():  # torch marks eager quantization deprecated in favour of torchao
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated")
-        quantize_dynamic(model.base_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        quantize_dynamic(model.base_model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
     return model
 
 
