@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from urllib.parse import urlparse
 
@@ -23,6 +24,7 @@ def task_runner(execution: ExecutionSettings) -> TaskRunner:
     """A fresh task runner for one pass over the shards."""
     if execution.runner == "sequential":
         return ThreadPoolTaskRunner(max_workers=1)
+    share_api_with_workers()
     if execution.runner == "processes":
         return ProcessPoolTaskRunner(
             max_workers=execution.worker_count(), initializer=use_threads, initargs=(execution.threads(),)
@@ -36,6 +38,18 @@ def task_runner(execution: ExecutionSettings) -> TaskRunner:
         "n_workers": execution.worker_count(), "threads_per_worker": 1, "processes": True,
         "dashboard_address": None,
     })
+
+
+def share_api_with_workers() -> None:
+    """Point worker processes started from here at this flow's Prefect API. Without it, a
+    worker of a flow on the temporary server would start a temporary server of its own (one
+    more process per worker, and task runs recorded where nobody looks)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    if url.startswith("http") and not os.environ.get("PREFECT_API_URL"):
+        os.environ["PREFECT_API_URL"] = url  # inherited by the processes the runner starts
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
