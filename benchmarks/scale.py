@@ -33,13 +33,17 @@ SPAN_PLAN = {"steps": [{"name": "people", "op": "span", "instruction": "Extract 
              "outputs": ["people"]}
 
 
+#: Makes this invocation's texts its own, so no shard is reused from an earlier benchmark run.
+SALT = format(int(time.time()), "x")
+
+
 def synthetic_corpus(path: Path, n: int) -> Path:
-    """`n` distinct tweets built from the demo corpus (text plus ' #k'), written as CSV in chunks."""
+    """`n` distinct tweets built from the demo corpus (text plus ' #k-salt'), written as CSV in chunks."""
     demo = pd.read_csv(DEMO)["text"].tolist()
     with path.open("w", encoding="utf-8") as handle:
         handle.write("text\n")
         for start in range(0, n, 100_000):
-            rows = [f"{demo[i % len(demo)]} #{i}" for i in range(start, min(n, start + 100_000))]
+            rows = [f"{demo[i % len(demo)]} #{i}-{SALT}" for i in range(start, min(n, start + 100_000))]
             pd.DataFrame({"text": rows}).to_csv(handle, header=False, index=False)
     return path
 
@@ -142,7 +146,7 @@ def memory_section(model: str, home: Path, work: Path, env: dict) -> dict:
         started = time.perf_counter()
         snapshot_corpus(CorpusSource(path=str(corpus.resolve()), name=corpus.stem), Settings().corpora_dir)
         snap_s = time.perf_counter() - started
-        cold = cli_run(model, corpus, env, shards=3, run_id=f"rss-{n}")
+        cold = cli_run(model, corpus, env, shards=3, run_id=f"rss-{n}-{SALT}")
         out[n] = {"snapshot_seconds": round(snap_s, 1), **cold, "csv_mb": round(corpus.stat().st_size / 2**20)}
         print(f"  {n:>9,} texts: snapshot {snap_s:5.1f} s (once per file version); CLI run: peak tree RSS "
               f"{cold['peak_tree_rss_mb']} MB, first shard committed {cold['seconds_to_first_commit']} s after start")
@@ -172,7 +176,7 @@ def runners_section(model: str, work: Path, n: int) -> dict:
         ("processes", {"runner": "processes", "workers": 2}),
         ("dask", {"runner": "dask", "workers": 2}),
     ]:
-        execution = ExecutionSettings(shard_size=max(n // 8, 1), reuse=False, run_id=f"runner-{name}", **settings)
+        execution = ExecutionSettings(shard_size=max(n // 8, 1), reuse=False, run_id=f"runner-{name}-{SALT}", **settings)
         started = time.perf_counter()
         result = execute(model, source, plan=plan, execution=execution)
         wall = time.perf_counter() - started
