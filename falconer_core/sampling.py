@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -132,12 +132,13 @@ class AnnotationSample(BaseModel):
         default_factory=list, description="P(each selected text is in the sample), aligned with `ids`."
     )
 
-    def weights(self) -> dict[str, float]:
+    def weights(self, ids: Collection[str] | None = None) -> dict[str, float]:
         """Text id -> 1 / inclusion probability, the weight estimates take it with (uniform for a
-        random sample)."""
+        random sample); only the texts in `ids` when given."""
         if len(self.inclusion) != len(self.ids):
             raise ConfigError("this sample has no inclusion probabilities (made by an older Falconer); sample again")
-        return {str(i): 1.0 / p for i, p in zip(self.ids, self.inclusion)}
+        wanted = None if ids is None else {str(i) for i in ids}
+        return {str(i): 1.0 / p for i, p in zip(self.ids, self.inclusion) if wanted is None or str(i) in wanted}
 
 
 def sample_size(corpus_size: int, fraction: float = 0.05, floor: int = 100, cap: int = 2000) -> int:
