@@ -52,26 +52,30 @@ def print_evaluation_result(result: Any, flow_run_id: str) -> None:
 
 
 def print_scores(evaluation: Any, reference: str, *, title: str) -> None:
-    """One row per plan step, then the plan end to end: F1 (word-level for spans) with its 95%
-    bootstrap interval, precision, recall, accuracy (with its interval); then the mean."""
-    shown = [*evaluation.scores, *([evaluation.end_to_end] if getattr(evaluation, "end_to_end", None) else [])]
+    """One row per plan step, then the plan end to end: F1 (word-level for spans) and accuracy,
+    each with its 95% bootstrap interval, precision and recall; then the mean over steps."""
+    shown = [*evaluation.scores, *([evaluation.end_to_end] if evaluation.end_to_end else [])]
     rows = [
-        {"step": s.step, "op": s.op, "n": s.n, "F1": s.f1, "95% interval": _interval(s.f1_lo, s.f1_hi),
-         "precision": s.precision, "recall": s.recall, "accuracy": s.accuracy,
-         "accuracy 95%": _interval(s.accuracy_lo, s.accuracy_hi)}
+        {"step": s.step if s.op != "plan" else "(end to end)", "n": s.n,
+         "F1 [95% interval]": _with_interval(s.f1, s.f1_lo, s.f1_hi), "P": s.precision, "R": s.recall,
+         "accuracy [95%]": _with_interval(s.accuracy, s.accuracy_lo, s.accuracy_hi)}
         for s in shown
     ]
     weighting = "" if evaluation.weighting == "uniform" else f", weighted by {evaluation.weighting}"
-    console.print(table(rows, title=f"{title}: {evaluation.n_texts} held-out texts labelled by {reference}{weighting}"))
+    console.print(table(rows, title=f"{title}: {evaluation.n_texts} held-out texts labelled by {reference}{weighting}",
+                        flexible=("step",)))
     mean = evaluation.mean_f1
     if mean is not None:
-        interval = _interval(evaluation.mean_f1_lo, evaluation.mean_f1_hi)
-        console.print(Text(f"proxy F1 against {reference}: {mean:.3f} {interval} (mean over steps, 95% interval)",
-                           style="bold green"))
+        console.print(Text(
+            f"proxy F1 against {reference}: {_with_interval(mean, evaluation.mean_f1_lo, evaluation.mean_f1_hi)} "
+            "(mean over steps, 95% interval)", style="bold green",
+        ))
 
 
-def _interval(lo: float | None, hi: float | None) -> str:
-    return "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+def _with_interval(value: float | None, lo: float | None, hi: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" + ("" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]")
 
 
 def print_records(store_path: str, run_id: str, limit: int) -> None:

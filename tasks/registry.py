@@ -21,11 +21,12 @@ from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """One registered version per checkpoint, registry and model name: a re-run reuses it."""
+    """One registered version per checkpoint, registry and model name: a re-run reuses it (and
+    the promotion decision made when it was first registered)."""
     settings = Settings()
     return content_hash(
         "register", parameters["checkpoint"].key, settings.mlflow_tracking_uri, parameters["model_name"],
-        parameters["corpus_id"], parameters["gate"], parameters.get("incumbent_version"),
+        parameters["corpus_id"], parameters["gate"],
     )
 
 

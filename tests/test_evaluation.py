@@ -3,10 +3,10 @@
 
 import pytest
 
-from falconer_core.errors import ConfigError
-from falconer_core.evaluation.metrics import covered_words, exact_span_prf, label_metrics, prf, word_f1, word_offsets
 from falconer_core.annotators.annotation import annotate_sample
+from falconer_core.errors import ConfigError
 from falconer_core.evaluation.comparison import compare
+from falconer_core.evaluation.metrics import covered_words, exact_span_prf, label_metrics, prf, word_f1, word_offsets
 from falconer_core.evaluation.scoring import score_texts
 from falconer_core.plan import Plan
 from falconer_core.sampling import sample_for_annotation

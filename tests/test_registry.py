@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 import falconer_core.registry as registry_pkg
+from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.errors import ConfigError, ModelError
+from falconer_core.evaluation import compare, score_texts
 from falconer_core.metamodel import Metamodel, TrainingSettings, TrainingSummary
 from falconer_core.plan import Plan
 from falconer_core.registry import (
@@ -32,8 +34,6 @@ from falconer_core.registry import (
 )
 from falconer_core.registry import tags as T
 from falconer_core.registry.redaction import is_secret_name, redact
-from falconer_core.annotators.annotation import annotate_sample
-from falconer_core.evaluation import compare, score_texts
 from falconer_core.types import SpanExample
 from tests import talks as tk
 
