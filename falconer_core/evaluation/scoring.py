@@ -153,37 +153,42 @@ def score_texts(
         weighting="uniform" if uniform else "inverse inclusion probability",
     )
     base = {"predictor": predictor, "reference": annotations.annotator}
-    summary = summarise(texts, [*ops, END_TO_END], settings)
+    summary = Summary(texts, [*ops, END_TO_END], settings) if texts else None
     for step in ops:
         evaluation.scores.append(_step_score(step, ops[step], n_questions[step], summary, base))
     evaluation.end_to_end = _step_score(END_TO_END, "plan", len(held), summary, base)
-    if held:
-        scored = [step for step in ops if n_questions[step]]
-        evaluation.mean_f1_lo, evaluation.mean_f1_hi = summary["mean"](scored) if scored else (None, None)
+    scored = [step for step in ops if n_questions[step]]
+    if summary is not None and scored:
+        evaluation.mean_f1_lo, evaluation.mean_f1_hi = summary.mean_interval(scored)
     return evaluation
 
 
-def summarise(texts: list[TextCounts], units: list[str], settings: BootstrapSettings) -> dict:
-    """Point estimates and intervals of every unit from weighted per-text counts; `["mean"]` is
-    a function giving the interval of the mean F1 over some units (same replicates)."""
-    if not texts:
-        return {"mean": lambda chosen: (None, None)}
-    array = np.array([[t.counts[u] for u in units] for t in texts], dtype=float)  # [T, U, 4]
-    weights = np.array([t.weight for t in texts])
-    totals = np.einsum("t,tuk->uk", weights, array)
-    replicates = np.einsum("bt,tuk->buk", replicate_weights(weights, settings), array)  # [B, U, 4]
-    f1s, accuracies = f1_of(replicates), accuracy_of(replicates)
-    precision, recall = precision_recall_of(totals)
-    out: dict = {}
-    for k, unit in enumerate(units):
-        out[unit] = {
-            "f1": float(f1_of(totals[k])), "precision": float(precision[k]), "recall": float(recall[k]),
-            "accuracy": float(accuracy_of(totals[k])), "f1_interval": interval(f1s[:, k], settings),
-            "accuracy_interval": interval(accuracies[:, k], settings),
+class Summary:
+    """Point estimates and bootstrap intervals of every scoring unit, from weighted per-text
+    counts; every interval comes from the same replicates, so the mean's keeps their correlation."""
+
+    def __init__(self, texts: list[TextCounts], units: list[str], settings: BootstrapSettings) -> None:
+        array = np.array([[t.counts[u] for u in units] for t in texts], dtype=float).reshape(len(texts), len(units), 4)
+        weights = np.array([t.weight for t in texts], dtype=float)
+        self.totals = np.einsum("t,tuk->uk", weights, array)
+        replicates = np.einsum("bt,tuk->buk", replicate_weights(weights, settings), array)  # [B, U, 4]
+        self.f1s, self.accuracies = f1_of(replicates), accuracy_of(replicates)
+        self.index = {unit: k for k, unit in enumerate(units)}
+        self.settings = settings
+
+    def unit(self, name: str) -> dict[str, float | tuple[float, float]]:
+        """f1, precision, recall, accuracy and the f1/accuracy intervals of one unit."""
+        k = self.index[name]
+        precision, recall = precision_recall_of(self.totals[k])
+        return {
+            "f1": float(f1_of(self.totals[k])), "precision": float(precision), "recall": float(recall),
+            "accuracy": float(accuracy_of(self.totals[k])), "f1_interval": interval(self.f1s[:, k], self.settings),
+            "accuracy_interval": interval(self.accuracies[:, k], self.settings),
         }
-    index = {unit: k for k, unit in enumerate(units)}
-    out["mean"] = lambda chosen: interval(f1s[:, [index[u] for u in chosen]].mean(axis=1), settings)
-    return out
+
+    def mean_interval(self, units: list[str]) -> tuple[float, float]:
+        """The interval of the mean F1 over `units`."""
+        return interval(self.f1s[:, [self.index[u] for u in units]].mean(axis=1), self.settings)
 
 
 def mean_f1_replicates(evaluation: Evaluation, settings: BootstrapSettings, weights: np.ndarray) -> np.ndarray:
@@ -230,11 +235,11 @@ def _count_step(
         row[2] += len(theirs - mine)
 
 
-def _step_score(unit: str, op: str, n: int, summary: dict, base: dict) -> StepScore:
+def _step_score(unit: str, op: str, n: int, summary: Summary | None, base: dict) -> StepScore:
     name = "end_to_end" if unit == END_TO_END else unit
-    if n == 0 or unit not in summary:
+    if n == 0 or summary is None:
         return StepScore(step=name, op=op, n=n, f1=None, **base)
-    s = summary[unit]
+    s = summary.unit(unit)
     label = op == "label"
     return StepScore(
         step=name, op=op, n=n, f1=s["f1"], precision=s["precision"], recall=s["recall"],
@@ -265,4 +270,4 @@ def _put(out: dict[str, float], key: str, value: float | None, lo: float | None,
         out[f"{key}_lo"], out[f"{key}_hi"] = round(lo, 6), round(hi, 6)
 
 
-__all__ = ["Evaluation", "StepScore", "TextCounts", "evaluate_model", "mean_f1_replicates", "score_texts", "summarise"]
+__all__ = ["Evaluation", "StepScore", "TextCounts", "evaluate_model", "mean_f1_replicates", "Summary", "score_texts"]

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falconer_core.errors import ConfigError, ModelError
-from falconer_core.hashing import content_hash
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import redaction
 from falconer_core.registry import tags as T
+from falconer_core.registry.inputs import log_run_lineage
 from falconer_core.registry.promotion import (
     PromotionDecision,
+    against_champion,
     candidate_alias,
     champion_alias,
     check_gate,
@@ -205,8 +206,8 @@ class Registry:
         try:
             self._log_run(run_id, params, key_metrics, summary, plan, folder, annotations_path, secrets.values())
             parent_model = self._tags(parent_ref).get(T.LOGGED_MODEL_ID) if parent_ref else None
-            logged_model = self._log_lineage(
-                run_id, model_name, lineage, annotations_path, heldout_ids, parent_model
+            logged_model = log_run_lineage(
+                self.client, self.experiment_id, run_id, model_name, lineage, annotations_path, heldout_ids, parent_model
             )
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
@@ -249,46 +250,6 @@ class Registry:
                 self.client.log_artifacts(run_id, str(path), "annotations")
             else:
                 self.client.log_artifact(run_id, str(path), "annotations")
-
-    def _log_lineage(
-        self,
-        run_id: str,
-        model_name: str,
-        lineage: Mapping[str, str],
-        annotations_path: str | os.PathLike | None,
-        heldout_ids: Sequence[str] | None,
-        parent_model: str | None,
-    ) -> str:
-        """The run's inputs (annotation set, held-out texts, parent LoggedModel) and its output
-        (a LoggedModel for the checkpoint) as MLflow entities; returns the LoggedModel's id."""
-        from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput
-
-        model = self.client.create_logged_model(
-            self.experiment_id, name=model_name, source_run_id=run_id, model_type="falconer-metamodel",
-            tags={k: v for k, v in lineage.items() if k != T.FLOW_RUN_ID},
-        )
-        self.client.set_logged_model_tags(model.model_id, {"falconer.checkpoint_uri": f"runs:/{run_id}/{CHECKPOINT_ARTIFACT}"})
-        self.client.finalize_logged_model(model.model_id, "READY")
-        self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
-        datasets = []
-        path = Path(annotations_path) if annotations_path is not None else None
-        if path is not None and path.is_file():
-            digest = lineage[T.ANNOTATION_SET_HASH]
-            rows = _jsonl_frame(path)
-            source = f"{self.client.get_run(run_id).info.artifact_uri}/annotations/{path.name}"
-            held = {str(i) for i in heldout_ids or ()}
-            datasets.append(_dataset_input(rows, source, f"annotations-{digest}", digest, "training"))
-            if held and "text_id" in rows:
-                subset = rows[rows["text_id"].astype(str).isin(held)]
-                held_digest = content_hash(digest, sorted(held))[:16]
-                datasets.append(_dataset_input(subset, source, f"heldout-{digest}", held_digest, "evaluation"))
-        inputs = [LoggedModelInput(parent_model)] if parent_model else []
-        if datasets or inputs:
-            self.client.log_inputs(
-                run_id, datasets=[DatasetInput(d, [InputTag("mlflow.data.context", c)]) for d, c in datasets],
-                models=inputs,
-            )
-        return model.model_id
 
     def _register(self, model_name: str, run_id: str, tags: dict[str, str], description: str) -> ModelVersionRef:
         """A new version whose source is the run's checkpoint folder. The source is a `runs:/`
@@ -342,7 +303,7 @@ class Registry:
         passed, reasons = check_gate(metrics, gate)
         aliases = self.client.get_registered_model(model_name).aliases
         previous = int(aliases[champion_alias(task)]) if champion_alias(task) in aliases else None
-        relative, why = _against_champion(model_name, ref.version, previous, comparison)
+        relative, why = against_champion(model_name, ref.version, previous, comparison)
         reasons.append(why)
         passed = passed and relative
         self.client.set_registered_model_alias(model_name, candidate_alias(task), str(ref.version))
@@ -555,42 +516,6 @@ def _sqlite_path(uri: str) -> Path | None:
         return None
     path = uri[len("sqlite:///"):].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
-
-
-def _against_champion(
-    model_name: str, version: int, previous: int | None, comparison: Comparison | None
-) -> tuple[bool, str]:
-    """The relative gate: whether `version` may replace its task's champion, and why."""
-    if previous is None:
-        return True, "no champion for this task yet"
-    if previous == version:
-        return True, "already the champion of this task"
-    champion = f"{model_name}/{previous}"
-    if comparison is None:
-        return False, f"no paired comparison with the task's champion {champion}, so it stays champion"
-    if comparison.incumbent != champion:
-        return False, (f"compared against {comparison.incumbent}, but the task's champion is now {champion}; "
-                       "run again to compare against it")
-    return not comparison.worse, comparison.describe()
-
-
-def _jsonl_frame(path: Path):
-    import pandas as pd
-
-    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    return pd.DataFrame(lines).astype(str) if lines else pd.DataFrame({"text_id": []})
-
-
-def _dataset_input(frame, source: str, name: str, digest: str, context: str):
-    """An `mlflow.data` dataset entity (name, digest, source, schema, profile) and its context."""
-    import warnings
-
-    import mlflow.data
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MLflow warns that a local artifact URI could have two resolvers
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
-    return dataset._to_mlflow_entity(), context
 
 
 def _check_model_name(name: str) -> None:

@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from falconer_core.errors import ConfigError
 from falconer_core.registry.refs import CANDIDATE, CHAMPION
+
+if TYPE_CHECKING:
+    from falconer_core.evaluation.comparison import Comparison
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,24 @@ def task_of_alias(alias: str) -> str | None:
     """The plan hash a champion alias names, else None."""
     prefix = f"{CHAMPION}-"
     return alias[len(prefix):] if alias.startswith(prefix) else None
+
+
+def against_champion(
+    model_name: str, version: int, champion: int | None, comparison: Comparison | None
+) -> tuple[bool, str]:
+    """The relative gate: whether `version` may replace its task's `champion`, and why. A
+    missing or stale comparison never replaces a champion."""
+    if champion is None:
+        return True, "no champion for this task yet"
+    if champion == version:
+        return True, "already the champion of this task"
+    current = f"{model_name}/{champion}"
+    if comparison is None:
+        return False, f"no paired comparison with the task's champion {current}, so it stays champion"
+    if comparison.incumbent != current:
+        return False, (f"compared against {comparison.incumbent}, but the task's champion is now {current}; "
+                       "run again to compare against it")
+    return not comparison.worse, comparison.describe()
 
 
 def check_gate(metrics: Mapping[str, float], gate: Mapping[str, float]) -> tuple[bool, list[str]]:
