@@ -33,7 +33,7 @@ from deployments.server import LocalServer, ServerError, free_port, stop_process
 DEMO_CORPUS = PROJECT_ROOT / "falconer_core" / "data" / "demo_tweets.csv"
 DEMO_PLAN = PROJECT_ROOT / "falconer_core" / "data" / "demo_plan.yaml"
 PEOPLE_PLAN = {"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
-               "outputs": ["people"]}
+               "outputs": [{"name": "people", "step": "people"}]}
 N_TEXTS = 40
 SHARD_SIZE = 16
 
