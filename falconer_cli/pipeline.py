@@ -257,7 +257,7 @@ def plan(
 @app.command("execute")
 @guarded
 def execute(
-    model: Annotated[str, typer.Argument(help="Registered model: NAME (its champion), NAME@alias or NAME/version.")],
+    model: Annotated[str, typer.Argument(help="Registered model: NAME (its newest task champion), NAME@champion-<plan_hash>, NAME@alias or NAME/version.")],
     corpus: CorpusOpt = ...,  # type: ignore[assignment]
     text_column: TextColumnOpt = "text",
     id_column: IdColumnOpt = None,
@@ -293,7 +293,7 @@ def execute(
 @app.command("evaluate")
 @guarded
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Registered model: NAME (its champion), NAME@alias or NAME/version.")],
+    model: Annotated[str, typer.Argument(help="Registered model: NAME (its newest task champion), NAME@champion-<plan_hash>, NAME@alias or NAME/version.")],
     corpus: CorpusOpt = ...,  # type: ignore[assignment]
     text_column: TextColumnOpt = "text",
     id_column: IdColumnOpt = None,

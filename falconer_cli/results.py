@@ -23,7 +23,7 @@ def print_mine_result(result: Any, flow_run_id: str, *, records: int = 5) -> Non
             [_cost_row(c) for c in result.costs], ["route", "texts", "seconds", "USD", "basis"],
             title=f"cost: the annotator on all {execution.n_texts} texts vs Falconer",
         ))
-    verdict = "champion" if incubation.champion else "candidate (did not pass the gate)"
+    verdict = "champion of its task" if incubation.champion else "candidate (not promoted)"
     print_where(
         flow_run_id,
         store_path=execution.store_path,
@@ -52,16 +52,30 @@ def print_evaluation_result(result: Any, flow_run_id: str) -> None:
 
 
 def print_scores(evaluation: Any, reference: str, *, title: str) -> None:
-    """One row per plan step: F1 (word-level for spans), precision, recall, accuracy."""
+    """One row per plan step, then the plan end to end: F1 (word-level for spans) and accuracy,
+    each with its 95% bootstrap interval, precision and recall; then the mean over steps."""
+    shown = [*evaluation.scores, *([evaluation.end_to_end] if evaluation.end_to_end else [])]
     rows = [
-        {"step": s.step, "op": s.op, "n": s.n, "F1": s.f1, "precision": s.precision, "recall": s.recall,
-         "accuracy": s.accuracy}
-        for s in evaluation.scores
+        {"step": s.step if s.op != "plan" else "(end to end)", "n": s.n,
+         "F1 [95% interval]": _with_interval(s.f1, s.f1_lo, s.f1_hi), "P": s.precision, "R": s.recall,
+         "accuracy [95%]": _with_interval(s.accuracy, s.accuracy_lo, s.accuracy_hi)}
+        for s in shown
     ]
-    console.print(table(rows, title=f"{title}: {evaluation.n_texts} held-out texts labelled by {reference}"))
+    weighting = "" if evaluation.weighting == "uniform" else f", weighted by {evaluation.weighting}"
+    console.print(table(rows, title=f"{title}: {evaluation.n_texts} held-out texts labelled by {reference}{weighting}",
+                        flexible=("step",)))
     mean = evaluation.mean_f1
     if mean is not None:
-        console.print(Text(f"proxy F1 against {reference}: {mean:.3f} (mean over steps)", style="bold green"))
+        console.print(Text(
+            f"proxy F1 against {reference}: {_with_interval(mean, evaluation.mean_f1_lo, evaluation.mean_f1_hi)} "
+            "(mean over steps, 95% interval)", style="bold green",
+        ))
+
+
+def _with_interval(value: float | None, lo: float | None, hi: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" + ("" if lo is None or hi is None else f" [{lo:.2f}, {hi:.2f}]")
 
 
 def print_records(store_path: str, run_id: str, limit: int) -> None:

@@ -6,13 +6,20 @@ money). Random draws are fine for span steps, but a label that holds for 1% of t
 positive at all in a random sample; so, when the plan has label steps and a scorer (the
 metamodel, zero-shot) is given, texts are bucketed by their score rank and drawn evenly from the
 buckets, which over-represents likely positives without dropping anything (paper, Appendix B).
+
+A stratified sample is not the corpus in miniature, so every sampled text records its inclusion
+probability (`AnnotationSample.inclusion`): the share of its bucket that was drawn, combined over
+the signals as if they drew independently (exact for one signal, an approximation when a later
+signal skips texts an earlier one took), times the share of the corpus that was scored.
+Evaluation weights each text by the inverse (`AnnotationSample.weights`), so figures measured on
+a stratified sample still estimate the corpus's.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -121,6 +128,17 @@ class AnnotationSample(BaseModel):
     ids: list[Any] = Field(description="Selected ids, in corpus order.")
     indices: list[int] = Field(description="Their positions in the corpus.")
     summary: SampleSummary
+    inclusion: list[float] = Field(
+        default_factory=list, description="P(each selected text is in the sample), aligned with `ids`."
+    )
+
+    def weights(self, ids: Collection[str] | None = None) -> dict[str, float]:
+        """Text id -> 1 / inclusion probability, the weight estimates take it with (uniform for a
+        random sample); only the texts in `ids` when given."""
+        if len(self.inclusion) != len(self.ids):
+            raise ConfigError("this sample has no inclusion probabilities (made by an older Falconer); sample again")
+        wanted = None if ids is None else {str(i) for i in ids}
+        return {str(i): 1.0 / p for i, p in zip(self.ids, self.inclusion) if wanted is None or str(i) in wanted}
 
 
 def sample_size(corpus_size: int, fraction: float = 0.05, floor: int = 100, cap: int = 2000) -> int:
@@ -129,12 +147,15 @@ def sample_size(corpus_size: int, fraction: float = 0.05, floor: int = 100, cap:
 
 
 def sample_corpus(
-    corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource
+    corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource | None
 ) -> AnnotationSample:
     """The texts of a snapshotted corpus to annotate, stratified by `scorer`'s zero-shot label
     scores when it has a trained head (a checkpoint, or a tagging base such as Cuckoo), else at
     random: a random head scores noise, not worth a pass over the corpus. Only the ids are read
-    for a random sample; texts only when they are scored."""
+    for a random sample; texts only when they are scored. `scorer=None` samples at random (what
+    an evaluation sample needs: the model being scored must not pick its own test texts)."""
+    if scorer is None:
+        return sample_for_annotation(corpus.ids(), plan, **settings.model_dump())
     informative = bool(plan.label_steps) and has_trained_head(scorer)
     if plan.label_steps and not informative:
         log.info("%s has an untrained head, so its zero-shot scores would be noise: sampling at random", scorer.path)
@@ -186,7 +207,9 @@ def sample_for_annotation(
         summary = SampleSummary(
             method="random", reason=reason, corpus_size=corpus_size, sample_size=n, settings=settings
         )
-        return AnnotationSample(ids=[ids[i] for i in chosen], indices=chosen, summary=summary)
+        return AnnotationSample(
+            ids=[ids[i] for i in chosen], indices=chosen, summary=summary, inclusion=[n / corpus_size] * n if corpus_size else []
+        )
     if texts is None:
         raise ConfigError("stratified sampling scores texts with the scorer: pass texts=...")
     if len(texts) != corpus_size:
@@ -198,20 +221,24 @@ def sample_for_annotation(
     else:
         pool = list(range(corpus_size))
     scores = _score(scorer, plan, signals, [texts[i] for i in pool])  # type: ignore[arg-type]
-    taken, reports = _stratify(signals, pool, scores, n, settings.quantiles, rng)
+    taken, reports, missed = _stratify(signals, pool, scores, n, settings.quantiles, rng)
 
     fill = n - len(taken)
     if fill > 0:  # the pool ran out (score_pool below the sample size): top up at random
         rest = [i for i in range(corpus_size) if i not in taken]
         taken.update(rng.sample(rest, fill))
     chosen = sorted(taken)
+    if fill > 0:  # the whole (random) pool was taken, the rest drawn at random: every text alike
+        inclusion = [n / corpus_size] * n
+    else:
+        inclusion = [(1.0 - missed[i]) * pool_size / corpus_size for i in chosen]
     summary = SampleSummary(
         method="stratified",
         reason=f"zero-shot scores of {len(signals)} signal(s), buckets drawn evenly",
         corpus_size=corpus_size, sample_size=n, settings=settings, pool_size=pool_size,
         signals=reports, random_fill=max(fill, 0),
     )
-    return AnnotationSample(ids=[ids[i] for i in chosen], indices=chosen, summary=summary)
+    return AnnotationSample(ids=[ids[i] for i in chosen], indices=chosen, summary=summary, inclusion=inclusion)
 
 
 def _stratify(
@@ -221,17 +248,23 @@ def _stratify(
     n: int,
     quantiles: tuple[float, ...],
     rng: random.Random,
-) -> tuple[set[int], list[Signal]]:
+) -> tuple[set[int], list[Signal], dict[int, float]]:
     """Split the budget evenly over the signals; for each, rank the pool by score, cut it into
-    buckets at the quantiles and draw evenly from them, skipping texts already taken."""
+    buckets at the quantiles and draw evenly from them, skipping texts already taken. Also
+    returns, per pooled text, the chance it was missed by every signal (for `inclusion`)."""
     taken: set[int] = set()
     reports: list[Signal] = []
+    missed = dict.fromkeys(pool, 1.0)
     budgets = [n // len(signals) + (1 if k < n % len(signals) else 0) for k in range(len(signals))]
     for (name, description), budget in zip(signals, budgets):
         score_of = dict(zip(pool, scores[name]))
         ranked = sorted(pool, key=lambda i: (score_of[i], i))
         buckets, bounds = _buckets(ranked, quantiles)
         chosen, counts = _draw_evenly(buckets, budget, rng, taken)
+        for bucket, drawn in zip(buckets, counts):
+            available = sum(1 for i in bucket if i not in taken)
+            for i in bucket:
+                missed[i] *= 1.0 - (drawn / available if available else 0.0)
         taken.update(chosen)
         strata = [
             Stratum(
@@ -243,7 +276,7 @@ def _stratify(
             for b, (lo, hi), c in zip(buckets, bounds, counts)
         ]
         reports.append(Signal(name=name, description=description, drawn=len(chosen), strata=strata))
-    return taken, reports
+    return taken, reports, missed
 
 
 def _signals(plan: Plan) -> list[tuple[str, str]]:

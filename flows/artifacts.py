@@ -16,7 +16,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.runtime import flow_run
 
 from falconer_core.annotators.annotation import AnnotationSet
-from falconer_core.evaluation.scoring import StepScore
+from falconer_core.evaluation.scoring import Evaluation
 from falconer_core.plan import Plan
 from falconer_core.registry.redaction import env_secrets, redact
 from falconer_core.reporting import artifacts
@@ -61,10 +61,12 @@ def publish_sample(annotations: AnnotationSet) -> None:
     create_table_artifact(_clean(rows), key="annotation-sample", description=_clean(description))
 
 
-def publish_scores(scores: Sequence[StepScore], title: str) -> Path:
-    """The per-step scores as a table and as a bar chart (also saved as a PNG; returns its path)."""
-    create_table_artifact(_clean(artifacts.scores_table(scores)), key="evaluation", description=title)
-    png = artifacts.f1_plot(scores, title)
+def publish_scores(evaluation: Evaluation, title: str) -> Path:
+    """The per-step and end-to-end scores with their intervals, as a table and as a bar chart
+    with error bars (also saved as a PNG; returns its path)."""
+    note = f"{title}; 95% bootstrap intervals over texts, texts weighted {evaluation.weighting}"
+    create_table_artifact(_clean(artifacts.scores_table(evaluation)), key="evaluation", description=note)
+    png = artifacts.f1_plot(evaluation, title)
     folder = Path(Settings().artifacts_dir) / str(flow_run.id or "local")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "f1-per-step.png").write_bytes(png)

@@ -1,5 +1,7 @@
 """`evaluate`: score a registered metamodel against an annotator (human labels from the corpus,
-or an LLM) on a sample of a corpus, step by step."""
+or an LLM) on a random sample of a corpus, step by step and end to end, with intervals. The
+sample is random on purpose: a sample stratified by the scored model's own scores would pick
+the texts it is sure of and hide the ones it misses."""
 
 from __future__ import annotations
 
@@ -23,16 +25,17 @@ def evaluate(
     corpus: CorpusSource = p.corpus(),
     plan: Plan | str | None = p.plan("default: the plan the model was trained for"),
     annotator: AnnotatorChoice = p.annotator(),
-    sampling: SamplingSettings = Field(SamplingSettings(), description="Which texts of the corpus to annotate and score on."),
+    sampling: SamplingSettings = Field(SamplingSettings(), description="How many texts of the corpus to annotate and score on (drawn at random)."),
 ) -> EvaluationResult:
-    """Annotate a sample of `corpus` with `annotator` and score `model` against it."""
+    """Annotate a random sample of `corpus` with `annotator` and score `model` against it."""
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
     snapshot = tasks.snapshot(corpus)
-    annotations = tasks.annotate(chosen, snapshot, tasks.sample(snapshot, chosen, sampling, source), annotator)
+    picked = tasks.sample(snapshot, chosen, sampling, None)
+    annotations = tasks.annotate(chosen, snapshot, picked, annotator)
     publish_sample(annotations)
-    evaluation = tasks.evaluate(source, annotations)
-    publish_scores(evaluation.scores, f"{source.version} vs {annotations.annotator} on {evaluation.n_texts} texts")
+    evaluation = tasks.evaluate(source, annotations, None, picked.weights())
+    publish_scores(evaluation, f"{source.version} vs {annotations.annotator} on {evaluation.n_texts} texts")
     return EvaluationResult(
         model_version=source.version, annotator=annotations.annotator,
         annotation_set_hash=annotations.hash, evaluation=evaluation,

@@ -1,5 +1,8 @@
 """`incubate`: plan → sample → annotate → fine-tune → evaluate → register. The result is a
-registered metamodel version for the plan, promoted to champion if it meets the gate."""
+registered metamodel version for the plan, promoted to that plan's champion if it meets the
+absolute gate and is not worse than the plan's current champion on the same held-out texts.
+The held-out texts come from a sample the starting model may have stratified, so every
+estimate weights them by their inverse inclusion probability."""
 
 from __future__ import annotations
 
@@ -43,13 +46,20 @@ def incubate(
     chosen = choose_plan(plan, instruction, planner)
     publish_plan(chosen)
     start = tasks.fetch_model(parent) if parent else ModelSource.base(base_model or settings.base_model)
-    annotations = tasks.annotate(chosen, snapshot, tasks.sample(snapshot, chosen, sampling, start), annotator)
+    picked = tasks.sample(snapshot, chosen, sampling, start)
+    annotations = tasks.annotate(chosen, snapshot, picked, annotator)
     tasks.store_annotations(annotations)
     publish_sample(annotations)
     checkpoint = tasks.fine_tune(annotations, start, training, holdout)
-    evaluation = tasks.evaluate(checkpoint.source, annotations, checkpoint.heldout_ids)
-    publish_scores(evaluation.scores, f"Proxy vs {annotations.annotator} on {evaluation.n_texts} held-out texts")
-    registered = tasks.register(checkpoint, annotations, evaluation, corpus_id, gate, model_name or settings.model_name)
+    weights = picked.weights(checkpoint.heldout_ids)
+    evaluation = tasks.evaluate(checkpoint.source, annotations, checkpoint.heldout_ids, weights)
+    publish_scores(evaluation, f"Proxy vs {annotations.annotator} on {evaluation.n_texts} held-out texts")
+    name = model_name or settings.model_name
+    champion = tasks.fetch_champion(name, chosen.hash)
+    rival = tasks.evaluate(champion, annotations, checkpoint.heldout_ids, weights) if champion else None
+    registered = tasks.register(
+        checkpoint, annotations, evaluation, corpus_id, gate, name, rival, champion.version if champion else None
+    )
     return IncubationResult(
         model_version=registered.version, champion=registered.champion, promotion=registered.reasons,
         checkpoint=checkpoint.path, base_model=checkpoint.base_model, parent=checkpoint.parent, plan=chosen,

@@ -53,7 +53,7 @@ def parent() -> Any:
 
 
 def model(what: str) -> Any:
-    return Field(description=f"The registered metamodel to {what}: NAME (its champion), NAME@alias or NAME/N.")
+    return Field(description=f"The registered metamodel to {what}: NAME@champion-<plan_hash> (a task's champion), NAME@alias, NAME/N or NAME (the newest task champion).")
 
 
 def model_name() -> Any:
@@ -79,5 +79,6 @@ def execution() -> Any:
 def gate() -> Any:
     return Field(
         dict(DEFAULT_GATE),
-        description="Promotion gate: metric -> minimum (e.g. mean_f1) for the new version to become champion.",
+        description="Absolute floor: metric -> minimum (e.g. mean_f1) for the new version to become its task's champion "
+        "(it must also not be worse than the task's champion beyond the noise on the same held-out texts).",
     )

@@ -12,7 +12,7 @@ from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard
 from tasks.planning import load_plan, make_plan
-from tasks.registry import fetch_model, fetch_plan, register
+from tasks.registry import fetch_champion, fetch_model, fetch_plan, register
 from tasks.sampling import sample
 from tasks.storage import commit_shard, finish_run, start_run, store_annotations, store_corpus
 from tasks.training import fine_tune
@@ -26,6 +26,7 @@ __all__ = [
     "commit_shard",
     "evaluate",
     "execute_shard",
+    "fetch_champion",
     "fetch_model",
     "fetch_plan",
     "finish_run",

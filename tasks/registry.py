@@ -21,7 +21,8 @@ from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
 def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """One registered version per checkpoint, registry and model name: a re-run reuses it."""
+    """One registered version per checkpoint, registry and model name: a re-run reuses it (and
+    the promotion decision made when it was first registered)."""
     settings = Settings()
     return content_hash(
         "register", parameters["checkpoint"].key, settings.mlflow_tracking_uri, parameters["model_name"],
@@ -37,14 +38,15 @@ def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 )
 def register(
     checkpoint: Checkpoint, annotations: AnnotationSet, evaluation: Evaluation, corpus_id: str,
-    gate: dict[str, float], model_name: str,
+    gate: dict[str, float], model_name: str, incumbent: Evaluation | None = None, incumbent_version: str | None = None,
 ) -> Registration:
-    """Log the fine-tune to MLflow, register the checkpoint with its lineage tags, promote it."""
+    """Log the fine-tune to MLflow, register the checkpoint with its lineage tags, promote it
+    against the gate and the task's champion `incumbent_version` (scored as `incumbent`)."""
     result = register_checkpoint(
         Settings(), checkpoint, annotations, evaluation, model_name=model_name, corpus_id=corpus_id, gate=gate,
-        flow_run_id=flow_run.id,
+        flow_run_id=flow_run.id, incumbent=incumbent, incumbent_version=incumbent_version,
     )
-    verdict = "champion" if result.champion else "candidate only"
+    verdict = "champion of its task" if result.champion else "candidate only"
     get_run_logger().info("registered %s -> %s: %s", result.version, verdict, "; ".join(result.reasons))
     return result
 
@@ -55,6 +57,15 @@ def fetch_model(ref: str) -> ModelSource:
     source = Registry.from_settings().fetch(ref)
     get_run_logger().info("using %s (%s)", source.version, source.path)
     return source
+
+
+@task(name="fetch-champion", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
+def fetch_champion(model_name: str, plan_hash: str) -> ModelSource | None:
+    """The current champion of one task (plan), downloaded, or None when the task has none."""
+    registry = Registry.from_settings()
+    found = registry.champion_of(model_name, plan_hash)
+    get_run_logger().info("champion of task %s: %s", plan_hash, found or "none yet")
+    return None if found is None else registry.fetch(found)
 
 
 @task(name="fetch-plan", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)

@@ -20,7 +20,8 @@ def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Corpus content, plan, settings and the scoring model determine the sample."""
     return content_hash(
         "sample", parameters["corpus"].corpus_id, parameters["plan"].hash,
-        parameters["settings"].model_dump(mode="json"), parameters["scorer"].identity,
+        parameters["settings"].model_dump(mode="json"),
+        None if parameters["scorer"] is None else parameters["scorer"].identity,
     )
 
 
@@ -29,9 +30,9 @@ def _sample_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     cache_policy=CacheKeyFnPolicy(cache_key_fn=_sample_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
-def sample(corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource) -> AnnotationSample:
+def sample(corpus: CorpusSnapshot, plan: Plan, settings: SamplingSettings, scorer: ModelSource | None) -> AnnotationSample:
     """Pick the texts to annotate, stratified by the scorer's zero-shot label scores when it can
-    score (see `sample_corpus`), else at random."""
+    score (see `sample_corpus`), else (or with no scorer) at random."""
     picked = sample_corpus(corpus, plan, settings, scorer)
     get_run_logger().info(picked.summary.describe())
     return picked

@@ -5,6 +5,7 @@ no traceback) for every corpus and plan problem, `outputs` queries and exports, 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -303,7 +304,8 @@ class TestMinedEndToEnd:
         assert result.exit_code == 0, (result.output, result.exception)
         out = result.stdout
         assert "mined records" in out and "proxy vs its supervision" in out
-        assert "proxy F1 against human" in out
+        assert "proxy F1 against human" in out and "95% interval" in out and "(end to end)" in out
+        assert re.search(r"proxy F1 against human: [\d.]+ \[[\d.]+, [\d.]+\]", out), out
         for place in ("DuckDB", "MLflow", "Prefect", "falconer-metamodel/1", "mlflow ui"):
             assert place in out
         assert (home / "falconer.duckdb").is_file()
@@ -318,6 +320,9 @@ class TestMinedEndToEnd:
         assert chain.exit_code == 0, chain.output
         assert "falconer-metamodel/1" in chain.stdout and "annotator=human" in chain.stdout
         assert "└── base model" in chain.stdout
+        assert re.search(r"mean_f1=[\d.]+ \[[\d.]+, [\d.]+\]", chain.stdout), chain.stdout
+        assert re.search(r"end_to_end_f1=[\d.]+ \[[\d.]+, [\d.]+\]", chain.stdout), chain.stdout
+        assert "promotion: " in chain.stdout and "no champion for this task yet" in chain.stdout
 
     def test_lineage_prints_a_retuned_chain(self, mined, monkeypatch, tmp_path, tiny_encoder_path):
         """A child version registered on top of the mined one prints above it, then the base."""

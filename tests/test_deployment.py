@@ -1,6 +1,8 @@
 """The deployments of prefect.yaml on a real Prefect server: `falconer deploy` (which runs
 `prefect deploy --all` after creating the process work pool), a process worker, and
-`prefect deployment run mine/mine`; the run completes and its outputs are in DuckDB.
+`prefect deployment run mine/mine`; the run completes and its outputs are in DuckDB. Then a
+second task is mined into the same home and `execute/execute-nightly` runs: it must run the
+demo task's champion, not the newest champion of any task.
 
 Everything listens on 127.0.0.1 on a free port, with PREFECT_HOME and FALCONER_HOME in a
 temporary folder; every process the test starts is stopped in `finally`, by its own PID.
@@ -16,15 +18,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from deployments.project import MINE_DEPLOYMENT, PROJECT_ROOT, run_deployment, start_worker
+from deployments.project import (
+    EXECUTE_DEPLOYMENT,
+    MINE_DEPLOYMENT,
+    PREFECT_FILE,
+    PROJECT_ROOT,
+    run_deployment,
+    start_worker,
+)
 from deployments.server import LocalServer, ServerError, free_port, stop_process
 
 DEMO_CORPUS = PROJECT_ROOT / "falconer_core" / "data" / "demo_tweets.csv"
+DEMO_PLAN = PROJECT_ROOT / "falconer_core" / "data" / "demo_plan.yaml"
+PEOPLE_PLAN = {"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
+               "outputs": [{"name": "people", "step": "people"}]}
 N_TEXTS = 40
 SHARD_SIZE = 16
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture
@@ -36,11 +49,23 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return path
 
 
+def _nightly() -> dict:
+    deployments = yaml.safe_load(PREFECT_FILE.read_text())["deployments"]
+    return next(d for d in deployments if d["name"] == EXECUTE_DEPLOYMENT.split("/")[1])
+
+
+def test_the_nightly_deployment_names_the_demo_tasks_champion():
+    from falconer_core.plan import Plan
+    from falconer_core.registry import champion_alias
+
+    assert _nightly()["parameters"]["model"] == f"falconer-metamodel@{champion_alias(Plan.load(DEMO_PLAN).hash)}"
+
+
 def _tail(path: Path, chars: int = 4000) -> str:
     return path.read_text("utf-8", errors="replace")[-chars:] if path.exists() else "(no log)"
 
 
-def test_mine_deployment_runs_on_a_worker_and_writes_outputs(tmp_path, tiny_corpus, tiny_encoder_path):
+def test_mine_deployment_runs_on_a_worker_and_nightly_runs_its_tasks_champion(tmp_path, tiny_corpus, tiny_encoder_path):
     server = LocalServer(port=free_port(), home=tmp_path / "prefect", ui=False)
     env = server.client_env()
     env["FALCONER_HOME"] = str(tmp_path / "falconer")
@@ -66,9 +91,14 @@ def test_mine_deployment_runs_on_a_worker_and_writes_outputs(tmp_path, tiny_corp
             "sampling": {"fraction": 0.5, "floor": 20, "cap": N_TEXTS},
             "training": {"epochs": 1, "progress": False},
             "execution": {"shard_size": SHARD_SIZE},
+            "gate": {"mean_f1": 0.0},  # the tiny encoder is weak; the gate is not what is tested here
         }
+        corpus = parameters["corpus"]
         try:
             flow_run_id = run_deployment(env, MINE_DEPLOYMENT, parameters, watch_timeout=600)
+            # another task mined into the same home becomes the champion of *its* task only
+            run_deployment(env, MINE_DEPLOYMENT, {**parameters, "plan": PEOPLE_PLAN}, watch_timeout=600)
+            run_deployment(env, EXECUTE_DEPLOYMENT, {"corpus": corpus}, watch_timeout=600)
         except ServerError as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{_tail(worker_log)}")
         assert uuid.UUID(flow_run_id)
@@ -76,15 +106,19 @@ def test_mine_deployment_runs_on_a_worker_and_writes_outputs(tmp_path, tiny_corp
         for process in reversed(started):
             stop_process(process)
 
+    from falconer_core.plan import Plan
     from falconer_core.store import Store
 
     with Store(tmp_path / "falconer" / "falconer.duckdb") as db:
-        runs = db.runs(kind="execute")
-        assert len(runs) == 1 and runs["status"].iloc[0] == "completed"
-        run_id = runs["run_id"].iloc[0]
-        verdicts = db.outputs(run_id, field="_filter")
-        shards = db.completed_shards(run_id)
+        runs = db.runs(kind="execute").sort_values("started_at")
+        assert len(runs) == 3 and set(runs["status"]) == {"completed"}
+        first, second, nightly = (runs.iloc[k] for k in range(3))
+        verdicts = db.outputs(first["run_id"], field="_filter")
+        shards = db.completed_shards(first["run_id"])
     corpus_ids = pd.read_csv(tiny_corpus, dtype=str)["id"].tolist()
     assert sorted(verdicts["text_id"]) == sorted(corpus_ids)  # every text once: no loss, no duplicates
     assert shards == list(range(math.ceil(N_TEXTS / SHARD_SIZE)))
     assert set(verdicts["model_version"]) == {"falconer-metamodel/1"}
+    assert (second["model_version"], second["plan_hash"]) == ("falconer-metamodel/2", Plan.from_dict(PEOPLE_PLAN).hash)
+    # the nightly job ran the demo task's champion and plan, not the newest champion (version 2)
+    assert (nightly["model_version"], nightly["plan_hash"]) == ("falconer-metamodel/1", Plan.load(DEMO_PLAN).hash)

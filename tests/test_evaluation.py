@@ -3,10 +3,13 @@
 
 import pytest
 
+from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.errors import ConfigError
+from falconer_core.evaluation.comparison import compare
 from falconer_core.evaluation.metrics import covered_words, exact_span_prf, label_metrics, prf, word_f1, word_offsets
-from falconer_core.evaluation.scoring import score_runner
-from falconer_core.finetune.examples import step_examples
+from falconer_core.evaluation.scoring import score_texts
+from falconer_core.plan import Plan
+from falconer_core.sampling import sample_for_annotation
 from falconer_core.types import (
     LabelResult,
     Span,
@@ -153,15 +156,127 @@ def talks():
 
 
 
-def test_score_runner_per_step(talks):
-    examples = step_examples(talks)
-    ops = {s.name: s.op for s in tk.TALKS.steps}
-    perfect = score_runner(tk.RuleRunner(), examples, ops, predictor="rules", reference="rules")
-    assert [(s.step, s.f1) for s in perfect] == [("is_science", 1.0), ("speaker", 1.0), ("profession", 1.0)]
+class Mute(tk.RuleRunner):
+    """Finds no span anywhere."""
 
-    class Mute(tk.RuleRunner):
-        def get_span(self, texts, instruction):
-            return [[] for _ in texts]
+    def get_span(self, texts, instruction):
+        return [[] for _ in texts]
 
-    mute = {s.step: s for s in score_runner(Mute(), examples, ops, predictor="mute", reference="rules")}
-    assert mute["speaker"].f1 == 0.0 and mute["is_science"].accuracy == 1.0 and mute["profession"].n == 1
+
+class Sceptic(tk.RuleRunner):
+    """Says no talk is about science, so the filter drops every text."""
+
+    def get_label(self, texts, instruction):
+        return [LabelResult(False, 0.9) for _ in texts]
+
+
+def test_score_texts_per_step_and_end_to_end(talks):
+    perfect = score_texts(tk.RuleRunner(), talks, predictor="rules")
+    assert [(s.step, s.f1) for s in perfect.scores] == [("is_science", 1.0), ("speaker", 1.0), ("profession", 1.0)]
+    assert perfect.end_to_end.f1 == 1.0 and perfect.weighting == "uniform"
+
+    mute = score_texts(Mute(), talks, predictor="mute")
+    steps = {s.step: s for s in mute.scores}
+    assert steps["speaker"].f1 == 0.0 and steps["is_science"].accuracy == 1.0 and steps["profession"].n == 1
+    # reference facts: a passes, "Ada Byron" (2 words), "mathematician"; c passes -> 5; mute finds
+    # only the two filter verdicts: P 1, R 2/5, F1 4/7
+    assert mute.end_to_end.f1 == pytest.approx(4 / 7)
+
+
+def test_a_filter_error_reaches_only_the_end_to_end_score(talks):
+    sceptic = score_texts(Sceptic(), talks)
+    steps = {s.step: s for s in sceptic.scores}
+    assert steps["speaker"].f1 == 1.0  # teacher-forced: asked only where the annotator's filter passed
+    assert steps["is_science"].accuracy == pytest.approx(1 / 3)
+    assert sceptic.end_to_end.f1 == 0.0 and sceptic.end_to_end.recall == 0.0
+
+
+def test_every_figure_has_an_interval_that_holds_it(talks):
+    mute = score_texts(Mute(), talks)
+    for s in [*mute.scores, mute.end_to_end]:
+        assert s.f1_lo <= s.f1 <= s.f1_hi
+    assert mute.mean_f1_lo <= mute.mean_f1 <= mute.mean_f1_hi
+    metrics = mute.metrics()
+    assert {"mean_f1_lo", "mean_f1_hi", "f1.speaker_lo", "f1.speaker_hi", "end_to_end_f1_lo",
+            "accuracy.is_science_hi"} <= set(metrics)
+    again = score_texts(Mute(), talks)
+    assert again.metrics() == metrics  # seeded: the same counts give the same intervals
+
+
+def test_weights_must_cover_every_text_and_be_positive(talks):
+    with pytest.raises(ConfigError, match="no sampling weight"):
+        score_texts(tk.RuleRunner(), talks, weights={"a": 1.0})
+    with pytest.raises(ConfigError, match="positive"):
+        score_texts(tk.RuleRunner(), talks, weights={"a": 1.0, "b": 0.0, "c": 1.0})
+
+
+def test_paired_comparison_flags_a_clearly_worse_candidate():
+    texts = [f"Speaker: Ada Byron{i}. Ada Byron{i} is a mathematician who talks about science." for i in range(40)]
+    annotations = annotate_sample(tk.TALKS, [f"t{i}" for i in range(40)], texts, tk.RuleRunner(), annotator="rules")
+    good, bad = score_texts(tk.RuleRunner(), annotations), score_texts(Mute(), annotations)
+    worse = compare(bad, good, "talks/1")
+    assert worse.worse and worse.hi < 0 and worse.difference == pytest.approx(bad.mean_f1 - good.mean_f1)
+    assert "worse beyond the noise" in worse.describe()
+    assert not compare(good, good, "talks/1").worse  # the same model is never worse than itself
+    with pytest.raises(ConfigError, match="same held-out texts"):
+        compare(good, score_texts(tk.RuleRunner(), annotations, ids=["t1", "t2"]), "talks/1")
+
+
+# -- a scorer that picks its own test set ---------------------------------------------------------
+
+BIAS_PLAN = Plan.from_dict({
+    "steps": [{"name": "relevant", "op": "label", "instruction": "Is this item relevant?"}],
+    "outputs": ["relevant"],
+})
+N_ITEMS = 3000
+
+
+def _item(text: str) -> int:
+    return int(text.split()[1])
+
+
+class Truth:
+    """Item i is relevant when i % 5 == 0 (20% of the corpus)."""
+
+    def get_label(self, texts, instruction):
+        return [LabelResult(_item(t) % 5 == 0, 1.0) for t in texts]
+
+
+class SelfAssured:
+    """Finds 60% of the relevant items and calls 5% of the others relevant; the items it misses
+    it is confidently wrong about, so they get the lowest scores, the ones a stratified sample
+    by its own scores draws least."""
+
+    def get_label(self, texts, instruction):
+        out = []
+        for t in texts:
+            i = _item(t)
+            jitter = (i * 7919 % 1000) / 10_000  # distinct scores, so ranks are not ties
+            if i % 5 == 0:
+                out.append(LabelResult(True, 0.85 + jitter) if i % 25 < 15 else LabelResult(False, 0.85 + jitter))
+            else:
+                out.append(LabelResult(True, 0.7 + jitter) if i % 20 == 1 else LabelResult(False, 0.6 + jitter))
+        return out
+
+
+def test_a_sample_stratified_by_the_scored_model_is_biased_unless_weighted():
+    ids = [f"i{k}" for k in range(N_ITEMS)]
+    texts = [f"item {k} of the corpus" for k in range(N_ITEMS)]
+    truth = label_metrics(SelfAssured().get_label(texts, ""), [r.value for r in Truth().get_label(texts, "")])
+    for seed in range(6):
+        sample = sample_for_annotation(ids, BIAS_PLAN, texts=texts, scorer=SelfAssured(), fraction=0.1, seed=seed)
+        assert sample.summary.method == "stratified"
+        picked = [texts[i] for i in sample.indices]
+        annotations = annotate_sample(BIAS_PLAN, sample.ids, picked, Truth(), annotator="truth")
+
+        old = score_texts(SelfAssured(), annotations).scores[0]  # what Falconer reported before
+        new = score_texts(SelfAssured(), annotations, weights=sample.weights()).scores[0]
+        assert old.f1 > truth["f1"] + 0.1 and not old.f1_lo <= truth["f1"] <= old.f1_hi  # it flatters itself
+        assert new.f1_lo <= truth["f1"] <= new.f1_hi, seed
+        assert new.accuracy_lo <= truth["accuracy"] <= new.accuracy_hi, seed
+
+
+def test_a_random_sample_weighs_every_text_alike():
+    ids = [f"i{k}" for k in range(500)]
+    sample = sample_for_annotation(ids, None, fraction=0.1, floor=10)
+    assert set(sample.weights().values()) == {10.0}

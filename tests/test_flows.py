@@ -146,6 +146,9 @@ def test_mine_runs_end_to_end_with_human_labels(mined, planner):
     assert incubation.annotator == "human" and incubation.n_annotations == 60
     assert incubation.model_version == f"{Settings().model_name}/1" and incubation.champion
     assert {s.step for s in incubation.evaluation.scores} == {"mentions_place", "people"}
+    evaluation = incubation.evaluation
+    assert evaluation.mean_f1_lo <= evaluation.mean_f1 <= evaluation.mean_f1_hi
+    assert all(s.f1_lo <= s.f1 <= s.f1_hi for s in [*evaluation.scores, evaluation.end_to_end])
     assert execution.shards == execution.shards_run == 3 and execution.n_texts == N_TEXTS
 
     frame = outputs()
@@ -174,8 +177,11 @@ def test_rerun_is_served_from_the_cache(mined, mine_args, planner):
     state = mine(**mine_args, return_state=True)
     assert state.is_completed()
     states = states_by_task(state.state_details.flow_run_id)
-    for name in ("plan", "sample", "annotate", "fine-tune", "evaluate", "register"):
+    for name in ("plan", "sample", "annotate", "fine-tune", "register"):
         assert states[name] == ["Cached"], (name, states)
+    # the candidate's evaluation is cached; the task's champion (now this very version) is scored
+    # on the same held-out texts, since the flow cannot know register will be a cache hit
+    assert sorted(states["evaluate"]) == ["Cached", "Completed"], states
     assert planner.calls == 1  # no second planning call reached the LLM
     again = state.result()
     assert again.incubation.model_version == mined[1].incubation.model_version
@@ -203,7 +209,12 @@ def test_registered_version_carries_every_lineage_tag(mined):
     assert found[T.CORPUS_ID] == incubation.corpus_id
     assert found[T.FLOW_RUN_ID] == str(incubate_run.id)
     assert found[T.MLFLOW_RUN_ID] == ref.run_id
-    assert ref.aliases and "champion" in ref.aliases
+    assert f"champion-{incubation.plan.hash}" in ref.aliases and f"candidate-{incubation.plan.hash}" in ref.aliases
+    run = registry.client.get_run(ref.run_id)
+    contexts = {i.dataset.digest: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
+    assert contexts[incubation.annotation_set_hash] == ["training"]
+    assert ["evaluation"] in contexts.values()
+    assert [o.model_id for o in run.outputs.model_outputs] == [found[T.LOGGED_MODEL_ID]]
 
 
 def _flow_name(run) -> str:
@@ -290,7 +301,7 @@ def test_retune_continues_from_the_champion(mined, mine_args):
     from flows import retune
 
     registry = Registry.from_settings(Settings())
-    parent = str(registry.resolve(f"{Settings().model_name}@champion"))
+    parent = str(registry.resolve(f"{Settings().model_name}@champion-{mined[1].incubation.plan.hash}"))
     args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
     result = retune(**args, plan=mined[1].incubation.plan)
     assert result.parent == parent and result.model_version != parent
@@ -298,6 +309,28 @@ def test_retune_continues_from_the_champion(mined, mine_args):
     assert [entry["ref"] for entry in lineage[:2]] == [result.model_version, parent]
     assert lineage[0]["tags"][T.PARENT_VERSION] == parent
     assert lineage[-1]["kind"] == "base"
+    # the same task had a champion: the retuned version was compared with it on its held-out texts
+    assert f"vs {parent} on the same" in "; ".join(result.promotion)
+    parent_model = registry.client.get_model_version(*parent.split("/")).tags[T.LOGGED_MODEL_ID]
+    run = registry.client.get_run(registry.resolve(result.model_version).run_id)
+    assert [m.model_id for m in run.inputs.model_inputs] == [parent_model]
+
+
+def test_two_tasks_mined_into_one_home_keep_two_champions(mined, mine_args):
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from flows import incubate
+
+    first = mined[1].incubation
+    people = Plan.from_dict({"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
+                             "outputs": ["people"]})
+    args = {k: v for k, v in mine_args.items() if k not in ("execution", "instruction", "planner")}
+    second = incubate(**args, plan=people)
+    assert second.champion and "no champion for this task yet" in second.promotion
+    registry = Registry.from_settings(Settings())
+    assert str(registry.champion_of(Settings().model_name, people.hash)) == second.model_version
+    assert registry.champion_of(Settings().model_name, first.plan.hash) is not None
+    assert str(registry.champion_of(Settings().model_name, first.plan.hash)) != second.model_version
 
 
 def test_the_api_key_never_reaches_prefect_mlflow_or_the_store(mined, home):
@@ -326,6 +359,9 @@ def test_evaluate_scores_a_registered_model_against_human_labels(mined, corpus):
     assert result.model_version == version and result.annotator == "human"
     assert result.evaluation.n_texts == 30
     assert {s.step: s.reference for s in result.evaluation.scores} == {"mentions_place": "human", "people": "human"}
+    assert result.evaluation.weighting == "uniform"  # a random sample: the model did not choose it
+    e2e = result.evaluation.end_to_end
+    assert e2e.n == 30 and e2e.f1_lo <= e2e.f1 <= e2e.f1_hi
 
 
 def test_only_transient_failures_are_retried():

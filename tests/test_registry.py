@@ -18,13 +18,16 @@ from pathlib import Path
 import pytest
 
 import falconer_core.registry as registry_pkg
+from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.errors import ConfigError, ModelError
+from falconer_core.evaluation import compare, score_texts
 from falconer_core.metamodel import Metamodel, TrainingSettings, TrainingSummary
 from falconer_core.plan import Plan
 from falconer_core.registry import (
     ModelVersionRef,
     Registry,
     RegistryError,
+    champion_alias,
     check_gate,
     parse_ref,
     render_lineage,
@@ -32,6 +35,7 @@ from falconer_core.registry import (
 from falconer_core.registry import tags as T
 from falconer_core.registry.redaction import is_secret_name, redact
 from falconer_core.types import SpanExample
+from tests import talks as tk
 
 PLAN = Plan.from_dict(
     {
@@ -115,7 +119,9 @@ def retuned(tmp_path_factory, migrated_db, checkpoint):
     annotations = tmp_path_factory.mktemp("ann") / "annotations.jsonl"
     annotations.write_text('{"text_id": "t1", "step": "person", "span_text": "Ada"}\n')
     reg = new_registry(tmp_path_factory.mktemp("lineage"), migrated_db)
-    v1 = log(reg, folder, None, f1=0.61, n=64, summary=summary, annotations_path=annotations)
+    annotations.write_text('{"text_id": "t1", "step": "person", "span_text": "Ada"}\n'
+                           '{"text_id": "t2", "step": "person", "span_text": "Alan"}\n')
+    v1 = log(reg, folder, None, f1=0.61, n=64, summary=summary, annotations_path=annotations, heldout_ids=["t2"])
     v2 = log(reg, folder, "tweets/1", f1=0.72, n=128, annotator="gpt-4o-mini")
     v3 = log(reg, folder, "tweets@latest", f1=0.75, n=256, annotator="gpt-4o-mini")
     return reg, [v1, v2, v3]
@@ -166,6 +172,25 @@ def test_every_fine_tune_is_a_run_and_a_version_tagged_with_its_lineage(retuned)
     root = Path(reg.artifact_location.removeprefix("file://"))
     assert (root / refs[0].run_id / "artifacts" / "plan.yaml").read_text() == PLAN.to_yaml()
     assert reg.client.get_experiment(reg.experiment_id).artifact_location == reg.artifact_location
+
+
+def test_lineage_in_mlflow_terms_datasets_and_logged_models(retuned):
+    reg, refs = retuned
+    first = reg.client.get_run(refs[0].run_id)
+    inputs = {i.dataset.name: i for i in first.inputs.dataset_inputs}
+    training, heldout = inputs["annotations-ann64"], inputs["heldout-ann64"]
+    assert training.dataset.digest == "ann64"  # the annotation set's own hash
+    assert [(t.key, t.value) for t in training.tags] == [("mlflow.data.context", "training")]
+    assert [(t.key, t.value) for t in heldout.tags] == [("mlflow.data.context", "evaluation")]
+    assert json.loads(training.dataset.profile)["num_rows"] == 2 and json.loads(heldout.dataset.profile)["num_rows"] == 1
+    models = [reg.client.get_model_version("tweets", str(r.version)).tags[T.LOGGED_MODEL_ID] for r in refs]
+    for ref, model_id in zip(refs, models):
+        run = reg.client.get_run(ref.run_id)
+        assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
+        assert reg.client.get_logged_model(model_id).source_run_id == ref.run_id
+    assert first.inputs.model_inputs == []  # tuned from the base: no parent model
+    for child, parent in zip(refs[1:], models):
+        assert [m.model_id for m in reg.client.get_run(child.run_id).inputs.model_inputs] == [parent]
 
 
 def test_log_fine_tune_fails_fast_on_bad_input(registry, checkpoint, tmp_path):
@@ -250,26 +275,82 @@ def test_promotion_gate_sets_candidate_always_and_champion_only_on_pass(registry
     for f1 in (0.80, 0.50):
         log(registry, folder, f1=f1)
     gate = {"f1": 0.7, "accuracy": 0.85}
+    task = PLAN.hash
 
     passed = registry.promote("tweets", 1, {"f1": 0.80, "accuracy": 0.9}, gate)
-    assert passed.champion and passed.previous_champion is None
-    assert passed.reasons == ("f1 = 0.8 >= 0.7", "accuracy = 0.9 >= 0.85")
-    assert registry.resolve("tweets@champion").version == 1
-    assert registry.resolve("tweets@candidate").version == 1
+    assert passed.champion and passed.previous_champion is None and passed.task == task
+    assert passed.reasons == ("f1 = 0.8 >= 0.7", "accuracy = 0.9 >= 0.85", "no champion for this task yet")
+    assert registry.resolve(f"tweets@champion-{task}").version == 1
+    assert registry.resolve(f"tweets@candidate-{task}").version == 1
+    assert registry.champion_of("tweets", task).version == 1
 
     failed = registry.promote("tweets", 2, None, gate)  # metrics read from the run
     assert not failed.champion and failed.previous_champion == 1
     assert "f1 = 0.5 < 0.7" in failed.reasons
-    assert registry.resolve("tweets@candidate").version == 2
-    assert registry.resolve("tweets@champion").version == 1
-    assert registry.resolve("tweets").version == 1  # bare name means champion
+    assert registry.resolve(f"tweets@candidate-{task}").version == 2
+    assert registry.resolve(f"tweets@champion-{task}").version == 1
+    assert registry.resolve("tweets").version == 1  # bare name: the newest task champion
     tags = registry.client.get_model_version("tweets", "2").tags
     assert tags[T.PROMOTION] == "rejected" and "f1 = 0.5 < 0.7" in tags[T.PROMOTION_REASONS]
-    assert json.loads(tags[T.PROMOTION_GATE]) == gate
+    assert json.loads(tags[T.PROMOTION_GATE]) == gate and tags[T.PROMOTION_TASK] == task
     assert registry.client.get_model_version("tweets", "1").tags[T.PROMOTION] == "champion"
 
     missing = registry.promote("tweets", 2, {"f1": 0.9}, gate)
     assert not missing.champion and "accuracy missing (gate >= 0.85)" in missing.reasons
+    with pytest.raises(RegistryError, match="per task"):
+        registry.resolve("tweets@champion")
+
+
+def test_two_tasks_keep_two_champions(registry, checkpoint):
+    folder, _ = checkpoint
+    other = Plan.from_dict({"steps": [{"name": "person", "op": "span", "instruction": "Extract the people"}]})
+    log(registry, folder)
+    log(registry, folder, plan=other)
+    for version in (1, 2):
+        assert registry.promote("tweets", version, {"f1": 0.8}, {"f1": 0.5}).champion
+    assert registry.champion_of("tweets", PLAN.hash).version == 1
+    assert registry.champion_of("tweets", other.hash).version == 2
+    assert registry.champion_of("tweets", "no-such-task") is None
+    assert registry.champion_of("no-such-model", PLAN.hash) is None
+    assert registry.resolve("tweets").version == 2
+
+
+def _scored(runner, n=40):
+    """An evaluation of `runner` against the rule annotator on `n` talks (the same texts each call)."""
+    texts = [f"Speaker: Ada Byron{i}. Ada Byron{i} is a mathematician who talks about science." for i in range(n)]
+    annotations = annotate_sample(tk.TALKS, [f"t{i}" for i in range(n)], texts, tk.RuleRunner(), annotator="rules")
+    return score_texts(runner, annotations)
+
+
+class _Mute(tk.RuleRunner):
+    def get_span(self, texts, instruction):
+        return [[] for _ in texts]
+
+
+def test_a_champion_is_replaced_only_by_a_candidate_not_worse_beyond_the_noise(registry, checkpoint):
+    folder, _ = checkpoint
+    for _ in range(4):
+        log(registry, folder)
+    good, bad = _scored(tk.RuleRunner()), _scored(_Mute())
+    floor = {"f1": 0.0}
+    assert registry.promote("tweets", 1, {"f1": 1.0}, floor).champion
+
+    worse = registry.promote("tweets", 2, {"f1": 1.0}, floor, compare(bad, good, "tweets/1"))
+    assert not worse.champion and "worse beyond the noise" in worse.reasons[-1]
+    assert registry.champion_of("tweets", PLAN.hash).version == 1
+    comparison = json.loads(registry.client.get_model_version("tweets", "2").tags[T.PROMOTION_COMPARISON])
+    assert comparison["incumbent"] == "tweets/1" and comparison["hi"] < 0
+
+    unchecked = registry.promote("tweets", 3, {"f1": 1.0}, floor)  # no comparison: the champion stays
+    assert not unchecked.champion and "no paired comparison" in unchecked.reasons[-1]
+    stale = registry.promote("tweets", 3, {"f1": 1.0}, floor, compare(good, good, "tweets/2"))
+    assert not stale.champion and "run again" in stale.reasons[-1]
+
+    as_good = registry.promote("tweets", 4, {"f1": 1.0}, floor, compare(good, good, "tweets/1"))
+    assert as_good.champion and "not worse beyond the noise" in as_good.reasons[-1]
+    assert registry.champion_of("tweets", PLAN.hash).version == 4
+    shown = render_lineage(registry.lineage("tweets/2"))
+    assert "promotion: not promoted" in shown and "worse beyond the noise" in shown
 
 
 def test_check_gate_edge_cases():
@@ -293,7 +374,7 @@ def test_resolve_accepts_alias_version_and_bare_name_refs(registry, checkpoint):
     aliased = registry.set_alias("tweets", "staging", 2)
     assert aliased.aliases == ("staging",)
     assert registry.resolve("tweets@staging").version == 2
-    registry.set_alias("tweets", "champion", 1)
+    registry.set_alias("tweets", champion_alias(PLAN.hash), 1)
     assert registry.resolve("tweets").version == 1
     assert [r.version for r in registry.versions("tweets")] == [3, 2, 1]
 
@@ -458,6 +539,8 @@ def test_public_api_is_pinned():
         "Registry",
         "RegistryError",
         "SUMMARY_ARTIFACT",
+        "candidate_alias",
+        "champion_alias",
         "check_gate",
         "parse_ref",
         "register_checkpoint",

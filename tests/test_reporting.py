@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from falconer_core.evaluation.scoring import score_runner
-from falconer_core.finetune.examples import step_examples
+from falconer_core.evaluation.scoring import score_texts
 from falconer_core.reporting.artifacts import f1_plot, plan_markdown, sample_table, scores_table
 from falconer_core.reporting.costs import compare_costs
 from tests import talks as tk
@@ -45,7 +44,31 @@ def test_reports_render(talks):
     assert "`profession`" in markdown and "each `speaker` span" in markdown and "```yaml" in markdown
     table = sample_table(talks)
     assert table[0]["profession"] == "Ada Byron → mathematician" and table[1]["speaker"] == ""
-    scores = score_runner(tk.RuleRunner(), step_examples(talks), {s.name: s.op for s in tk.TALKS.steps},
-                          predictor="proxy", reference="rules")
-    assert json.dumps(scores_table(scores))
-    assert f1_plot(scores).startswith(b"\x89PNG")
+    evaluation = score_texts(tk.RuleRunner(), talks, predictor="proxy")
+    rows = scores_table(evaluation)
+    assert json.dumps(rows)
+    assert [r["step"] for r in rows] == ["is_science", "speaker", "profession", "end_to_end", "mean over steps"]
+    assert rows[1]["f1 95% interval"] == "[1.000, 1.000]" and rows[0]["accuracy 95% interval"]
+    assert f1_plot(evaluation).startswith(b"\x89PNG")
+
+
+def test_f1_plot_draws_an_error_bar_per_score(talks, monkeypatch):
+    from matplotlib.axes import Axes
+
+    class Mute(tk.RuleRunner):
+        def get_span(self, texts, instruction):
+            return [[] for _ in texts]
+
+    evaluation = score_texts(Mute(), talks)
+    seen = {}
+    real = Axes.bar
+
+    def spy(self, x, height, *args, **kwargs):
+        seen.update(x=list(x), height=list(height), yerr=kwargs.get("yerr"))
+        return real(self, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", spy)
+    f1_plot(evaluation)
+    shown = [*evaluation.scores, evaluation.end_to_end]
+    assert seen["height"] == [s.f1 for s in shown]
+    assert [list(e) for e in seen["yerr"]] == [[s.f1 - s.f1_lo for s in shown], [s.f1_hi - s.f1 for s in shown]]

@@ -13,19 +13,30 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from falconer_core.errors import ConfigError, ModelError
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import redaction
 from falconer_core.registry import tags as T
-from falconer_core.registry.promotion import PromotionDecision, check_gate
-from falconer_core.registry.refs import CANDIDATE, CHAMPION, LATEST, ModelVersionRef, RegistryError, parse_ref
+from falconer_core.registry.inputs import log_run_lineage
+from falconer_core.registry.promotion import (
+    PromotionDecision,
+    against_champion,
+    candidate_alias,
+    champion_alias,
+    check_gate,
+    task_of_alias,
+)
+from falconer_core.registry.refs import CHAMPION, LATEST, ModelVersionRef, RegistryError, parse_ref
 from falconer_core.settings import Settings
+
+if TYPE_CHECKING:
+    from falconer_core.evaluation.comparison import Comparison
 
 #: The artifact of a fine-tune run that holds the plan it was trained for.
 PLAN_ARTIFACT = "plan.yaml"
@@ -136,13 +147,19 @@ class Registry:
         flow_run_id: str | None = None,
         annotations_path: str | os.PathLike | None = None,
         version_tags: Mapping[str, str] | None = None,
+        heldout_ids: Sequence[str] | None = None,
     ) -> ModelVersionRef:
         """Record one fine-tune: an MLflow run (params = settings + base/parent, metrics, the
         checkpoint, `plan.yaml`, the training summary and the annotation file as artifacts), then a
         registered version of `model_name` whose source is that checkpoint, tagged with its
         lineage. `parent` is the version it was tuned from (any ref; stored resolved), None when
         tuned from `base_model` (None reads the checkpoint's own `base_model`). `version_tags`
-        are set on the version as it is created (so `find_version` sees them at once)."""
+        are set on the version as it is created (so `find_version` sees them at once).
+
+        In MLflow's own lineage terms too: the run's inputs are the annotation set (an
+        `mlflow.data` dataset whose digest is the set's hash, context `training`), the held-out
+        texts among it (`heldout_ids`, context `evaluation`) and the parent's LoggedModel; its
+        output is a LoggedModel standing for the checkpoint (id tagged as `falconer.logged_model_id`)."""
         folder = Path(metamodel_dir)
         if not (folder / CHECKPOINT_CONFIG).is_file():
             raise ModelError(f"{folder} is not a Falconer checkpoint (no {CHECKPOINT_CONFIG}); write one with Metamodel.save")
@@ -188,6 +205,10 @@ class Registry:
         run_id = run.info.run_id
         try:
             self._log_run(run_id, params, key_metrics, summary, plan, folder, annotations_path, secrets.values())
+            parent_model = self._tags(parent_ref).get(T.LOGGED_MODEL_ID) if parent_ref else None
+            logged_model = log_run_lineage(
+                self.client, self.experiment_id, run_id, model_name, lineage, annotations_path, heldout_ids, parent_model
+            )
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
@@ -197,6 +218,7 @@ class Registry:
             **dict(version_tags or {}),
             **lineage,
             T.MLFLOW_RUN_ID: run_id,
+            T.LOGGED_MODEL_ID: logged_model,
             **{T.METRIC_PREFIX + _mlflow_key(k): repr(v) for k, v in key_metrics.items()},
         }
         version = self._register(model_name, run_id, all_tags, _describe(model_name, lineage))
@@ -264,26 +286,51 @@ class Registry:
         version: int | str,
         metrics: Mapping[str, float] | None,
         gate: Mapping[str, float],
+        comparison: Comparison | None = None,
     ) -> PromotionDecision:
-        """Make `version` the `candidate`, and the `champion` only if every gated metric is at
-        least its threshold. `metrics=None` reads the run's metrics. The decision and its
-        reasons are also tagged on the version."""
+        """Make `version` its task's candidate (`candidate-<plan_hash>`), and its task's
+        champion (`champion-<plan_hash>`) only if every gated metric is at least its threshold
+        and, when the task has a champion already, `comparison` (the paired bootstrap against
+        that champion on this version's held-out texts) says it is not worse beyond the noise.
+        Without a comparison a task's champion is never replaced. `metrics=None` reads the
+        run's metrics. The decision, its task and its reasons are tagged on the version."""
         ref = self.resolve(f"{model_name}/{int(version)}")
         if metrics is None:
             metrics = self._run_metrics(ref.run_id)
+        task = self._tags(ref).get(T.PLAN_HASH)
+        if not task:
+            raise RegistryError(f"{ref} has no {T.PLAN_HASH} tag, so no task to be champion of; register it with log_fine_tune")
         passed, reasons = check_gate(metrics, gate)
         aliases = self.client.get_registered_model(model_name).aliases
-        previous = int(aliases[CHAMPION]) if CHAMPION in aliases else None
-        self.client.set_registered_model_alias(model_name, CANDIDATE, str(ref.version))
+        previous = int(aliases[champion_alias(task)]) if champion_alias(task) in aliases else None
+        relative, why = against_champion(model_name, ref.version, previous, comparison)
+        reasons.append(why)
+        passed = passed and relative
+        self.client.set_registered_model_alias(model_name, candidate_alias(task), str(ref.version))
         if passed:
-            self.client.set_registered_model_alias(model_name, CHAMPION, str(ref.version))
+            self.client.set_registered_model_alias(model_name, champion_alias(task), str(ref.version))
         for key, value in {
             T.PROMOTION: CHAMPION if passed else "rejected",
+            T.PROMOTION_TASK: task,
             T.PROMOTION_GATE: json.dumps(dict(gate), sort_keys=True),
             T.PROMOTION_REASONS: "; ".join(reasons),
+            T.PROMOTION_COMPARISON: comparison.model_dump_json() if comparison is not None else T.NONE,
         }.items():
             self.client.set_model_version_tag(model_name, str(ref.version), key, value)
-        return PromotionDecision(model_name, ref.version, passed, tuple(reasons), previous)
+        return PromotionDecision(model_name, ref.version, passed, tuple(reasons), previous, task)
+
+    def champion_of(self, model_name: str, plan_hash: str) -> ModelVersionRef | None:
+        """The champion of one task (plan hash), or None when the task (or the model) has none."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases = dict(self.client.get_registered_model(model_name).aliases or {})
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return None
+        alias = champion_alias(plan_hash)
+        return self.resolve(f"{model_name}/{aliases[alias]}") if alias in aliases else None
 
     def find_version(self, model_name: str, tag: str, value: str) -> ModelVersionRef | None:
         """The lowest version of `model_name` tagged `tag=value`, or None (what makes a retried
@@ -294,8 +341,9 @@ class Registry:
         return _ref(min(found, key=lambda mv: int(mv.version))) if found else None
 
     def resolve(self, ref: str | ModelVersionRef) -> ModelVersionRef:
-        """The version a ref names: `NAME@alias`, `NAME/version`, or `NAME` (the champion if
-        there is one, else the latest version)."""
+        """The version a ref names: `NAME@alias` (e.g. `NAME@champion-<plan_hash>`),
+        `NAME/version`, or `NAME` (the newest version that is some task's champion, else the
+        latest version)."""
         return _ref(self._model_version(ref))
 
     def plan_of(self, ref: str | ModelVersionRef) -> Plan:
@@ -416,9 +464,10 @@ class Registry:
         model = self._registered_model(name)
         if version is None:
             aliases = dict(model.aliases or {})
-            if alias is None and CHAMPION in aliases:
-                alias = CHAMPION
-            if alias is None or alias.lower() == LATEST:
+            champions = [int(v) for a, v in aliases.items() if a == CHAMPION or task_of_alias(a)]
+            if alias is None and champions:
+                version = max(champions)
+            elif alias is None or alias.lower() == LATEST:
                 found = self.client.search_model_versions(f"name='{name}'")
                 if not found:
                     raise RegistryError(f"{name!r} has no versions yet")
@@ -426,7 +475,11 @@ class Registry:
             elif alias in aliases:
                 version = int(aliases[alias])
             else:
-                raise RegistryError(f"{name!r} has no alias {alias!r} (aliases: {', '.join(sorted(aliases)) or 'none'})")
+                hint = (" Champions are per task: NAME@champion-<plan_hash> (see `falconer lineage NAME`)"
+                        if alias == CHAMPION else "")
+                raise RegistryError(
+                    f"{name!r} has no alias {alias!r} (aliases: {', '.join(sorted(aliases)) or 'none'}).{hint}"
+                )
         try:
             return self.client.get_model_version(name, str(version))
         except MlflowException as err:

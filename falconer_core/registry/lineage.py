@@ -1,4 +1,5 @@
-"""Printing a checkpoint's ancestry, newest first, down to the base encoder it started from."""
+"""Printing a checkpoint's ancestry, newest first, down to the base encoder it started from: for
+each version its metrics with their bootstrap intervals, and why it was or was not promoted."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from falconer_core.registry.tags import (
     METRIC_PREFIX,
     N_ANNOTATIONS,
     PLAN_HASH,
+    PROMOTION,
+    PROMOTION_REASONS,
+    PROMOTION_TASK,
 )
 
 _INDENT = "    "
+#: Shown first, in this order; the per-step metrics follow alphabetically.
+_FIRST = {"mean_f1": 0, "end_to_end_f1": 1, "heldout_texts": 2}
 
 
 def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
@@ -45,11 +51,27 @@ def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
         )
         shown = _key_metrics(entry)
         if shown:
-            lines.append(f"{body}metrics: " + "  ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+            keys = sorted((k for k in shown if not _is_end(k)), key=lambda k: (_FIRST.get(k, len(_FIRST)), k))
+            lines.append(f"{body}metrics: " + "  ".join(_with_interval(k, shown) for k in keys))
+        if tags.get(PROMOTION):
+            verdict = "champion" if tags[PROMOTION] == "champion" else "not promoted"
+            task = tags.get(PROMOTION_TASK, tags.get(PLAN_HASH, "?"))
+            lines.append(f"{body}promotion: {verdict} (task {task}): {tags.get(PROMOTION_REASONS, '?')}")
         lines.append(
             f"{body}mlflow run {entry.get('run_id') or '?'}  prefect flow run {tags.get(FLOW_RUN_ID, '?')}"
         )
     return "\n".join(lines)
+
+
+def _is_end(key: str) -> bool:
+    return key.endswith(("_lo", "_hi"))
+
+
+def _with_interval(key: str, metrics: Mapping[str, float]) -> str:
+    """`key=value [lo, hi]` when the interval ends were logged beside it."""
+    lo, hi = metrics.get(f"{key}_lo"), metrics.get(f"{key}_hi")
+    interval = f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else ""
+    return f"{key}={metrics[key]:.4g}{interval}"
 
 
 def _key_metrics(entry: Mapping[str, Any]) -> dict[str, float]:

@@ -33,3 +33,9 @@ LINEAGE_TAGS = (
     FLOW_RUN_ID,
     MLFLOW_RUN_ID,
 )
+#: The task (plan hash) a promotion decision was made for.
+PROMOTION_TASK = "falconer.promotion.task"
+#: The paired comparison with the task's champion, as JSON (absent when there was none).
+PROMOTION_COMPARISON = "falconer.promotion.comparison"
+#: The MLflow LoggedModel that stands for this checkpoint (output of its run, input of its children's).
+LOGGED_MODEL_ID = "falconer.logged_model_id"
