@@ -249,7 +249,7 @@ def llm_section(model: str, n: int) -> dict:
     started = time.perf_counter()
     execute_plan(plan, texts, proxy)
     proxy_s = time.perf_counter() - started
-    llm = LLMAnnotator(LocalLLM(LLMSettings(backend="local", cache_dir=None)), batch_size=8)
+    llm = LLMAnnotator(LocalLLM(LLMSettings(backend="local", cache_dir=None)), batch_size=1)  # one text a call: small JSON
     started = time.perf_counter()
     execute_plan(plan, texts, llm)
     llm_s = time.perf_counter() - started
