@@ -55,7 +55,8 @@ def execute(
         run_id, "execute", chosen, source.version, corpus_id, params, len(shards), snapshot.n_texts,
         keys if execution.reuse else None,
     )
-    pending = [shard for shard in shards if shard.index not in set(done)]
+    done = set(done)
+    pending = [shard for shard in shards if shard.index not in done]
     run_folder = execution.run_folder or Settings().runs_dir
     results: list[ShardResult] = []
     try:

@@ -112,7 +112,7 @@ def file_fingerprint(path: str | Path) -> str:
     if not path.exists():
         return "missing"
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stats = [(f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]
     return content_hash(str(path.resolve()), stats)
 
 
@@ -154,11 +154,11 @@ def read_corpus_chunks(
     """
     path = Path(path)
     first_row = 0
+    text, ids = (TEXT, ID) if path.is_dir() else (text_column, id_column)  # a folder: stems and contents
     for raw in _raw_chunks(path, text_column, id_column, chunk_rows):
         if len(raw) == 0:
             continue
         raw.index = pd.RangeIndex(first_row, first_row + len(raw))
-        text, ids = (TEXT, ID) if path.is_dir() else (text_column, id_column)  # a folder: stems and contents
         yield corpus_from_frame(raw, text_column=text, id_column=ids, source=str(path), first_row=first_row)
         first_row += len(raw)
     if first_row == 0:

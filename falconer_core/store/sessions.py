@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution.parts import read_part, remove_part
@@ -65,12 +63,6 @@ def commit_shard(store_path: str | Path, run_id: str, result: ShardResult, work_
     return rows
 
 
-def write_shard(store_path: str | Path, run_id: str, shard: int, rows: pd.DataFrame) -> int:
-    """Replace the shard's rows and mark it complete, atomically; returns rows written."""
-    with Store(store_path) as store:
-        return store.write_outputs(run_id, shard, rows)
-
-
 def finish_run(store_path: str | Path, run_id: str, status: str = "completed") -> dict[str, Any]:
     """Mark the run finished; returns its record with the row and shard counts."""
     with Store(store_path) as store:
@@ -80,4 +72,4 @@ def finish_run(store_path: str | Path, run_id: str, status: str = "completed") -
         return {**record, "rows": int(rows), "shards": len(store.completed_shards(run_id))}
 
 
-__all__ = ["commit_shard", "finish_run", "record_annotations", "record_corpus", "start_run", "write_shard"]
+__all__ = ["commit_shard", "finish_run", "record_annotations", "record_corpus", "start_run"]
