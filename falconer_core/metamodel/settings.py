@@ -32,6 +32,10 @@ class TrainingSettings(BaseModel):
         20, ge=1, description="Smallest dev split worth early stopping on; below it, train without one."
     )
     patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
+    dev_smoothing: int = Field(
+        2, ge=1, description="Choose the epoch (and stop early) on the mean dev score of this many latest "
+        "epochs: on a dev split of a few dozen examples one epoch's score is mostly noise. 1: the raw score.",
+    )
     min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
     min_steps: int = Field(
         200, ge=0, description="With `epochs` unset: optimiser steps to run before early stopping may end "
@@ -56,7 +60,7 @@ class TrainingSummary:
     n_dev: int
     epochs_run: int = 0
     best_epoch: int = 0
-    best_dev_score: float | None = None
+    best_dev_score: float | None = None  # smoothed over `dev_smoothing` epochs, as it was chosen
     dev_scores: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
