@@ -38,6 +38,7 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Pro
 DaskAddressOpt = Annotated[Optional[str], typer.Option("--dask-address", help="An existing Dask scheduler, e.g. tcp://host:8786 (implies --runner dask).")]
 PrecisionOpt = Annotated[Optional[Literal["fp32", "int8", "bf16"]], typer.Option("--precision", help="Inference precision: fp32 (default), int8 (CPU: linear layers quantized) or bf16 (CUDA autocast).")]
 RunFolderOpt = Annotated[Optional[str], typer.Option("--run-folder", help="Where workers leave shard parts: a folder or fsspec URL all workers reach (default: FALCONER_HOME/runs).")]
+UnlabeledOpt = Annotated[bool, typer.Option("--unlabeled/--no-unlabeled", help="Also learn from the corpus's unannotated texts (self-training on a capped random draw of them); --no-unlabeled: the annotations only.")]
 PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
 
 
@@ -98,6 +99,7 @@ def demo(
     llm_model: LLMModelOpt = None,
     sample_fraction: Annotated[float, typer.Option("--sample-fraction", help="Share of the 1,200 tweets to annotate.")] = 0.2,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (default: up to 20, early stopping on a dev split).")] = None,
+    unlabeled: UnlabeledOpt = True,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Mine the shipped demo corpus end to end and show what came out.
@@ -116,8 +118,8 @@ def demo(
         instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS, text_column="text", id_column="id",
         plan_file=DEMO_PLAN if llm is None else None, annotator=llm or "gold", llm=llm or "local",
         llm_model=llm_model, sample_fraction=sample_fraction, base_model=None, parent=None, model_name=None,
-        epochs=epochs, shard_size=None, records=records, runner=None, workers=None, dask_address=None,
-        run_folder=None,
+        epochs=epochs, unlabeled=unlabeled, shard_size=None, records=records, runner=None, workers=None,
+        dask_address=None, run_folder=None,
     )
 
 
@@ -137,6 +139,7 @@ def mine(
     parent: Annotated[Optional[str], typer.Option("--parent", help="Registered version to continue from (NAME, NAME@alias, NAME/N) instead of the base model.")] = None,
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
+    unlabeled: UnlabeledOpt = True,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
     runner: RunnerOpt = None,
     workers: WorkersOpt = None,
@@ -154,7 +157,7 @@ def mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
-        epochs=epochs, shard_size=shard_size, records=records, runner=runner, workers=workers,
+        epochs=epochs, unlabeled=unlabeled, shard_size=shard_size, records=records, runner=runner, workers=workers,
         dask_address=dask_address, run_folder=run_folder,
     )
 
@@ -174,6 +177,7 @@ def run_mine(
     parent: str | None,
     model_name: str | None,
     epochs: int | None,
+    unlabeled: bool,
     shard_size: int | None,
     records: int,
     runner: str | None,
@@ -200,7 +204,7 @@ def run_mine(
         "parent": parent,
         "model_name": model_name,
         "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
-        "training": TrainingSettings(progress=False, **({"epochs": epochs} if epochs else {})),
+        "training": TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
     }

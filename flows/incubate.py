@@ -50,7 +50,7 @@ def incubate(
     annotations = tasks.annotate(chosen, snapshot, picked, annotator)
     tasks.store_annotations(annotations)
     publish_sample(annotations)
-    checkpoint = tasks.fine_tune(annotations, start, training, holdout)
+    checkpoint = tasks.fine_tune(annotations, start, training, holdout, snapshot if training.unlabeled else None)
     weights = picked.weights(checkpoint.heldout_ids)
     evaluation = tasks.evaluate(checkpoint.source, annotations, checkpoint.heldout_ids, weights)
     publish_scores(evaluation, f"Proxy vs {annotations.annotator} on {evaluation.n_texts} held-out texts")

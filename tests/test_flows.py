@@ -211,6 +211,10 @@ def test_registered_version_carries_every_lineage_tag(mined):
     assert found[T.MLFLOW_RUN_ID] == ref.run_id
     assert f"champion-{incubation.plan.hash}" in ref.aliases and f"candidate-{incubation.plan.hash}" in ref.aliases
     run = registry.client.get_run(ref.run_id)
+    # learning from the unannotated texts is on by default, and the run says so and on how many
+    assert run.data.params["training.unlabeled"] == "True"
+    assert run.data.params["n_unlabeled_texts"] == str(N_TEXTS - incubation.n_annotations)
+    assert run.data.params["training.max_unlabeled"] == str(TRAINING.max_unlabeled)
     contexts = {i.dataset.digest: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
     assert contexts[incubation.annotation_set_hash] == ["training"]
     assert ["evaluation"] in contexts.values()
