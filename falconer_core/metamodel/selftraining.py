@@ -21,11 +21,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from falconer_core.metamodel.decoding import spans_from_word_probs
-from falconer_core.metamodel.prompt import B, I
+from falconer_core.metamodel.decoding import span_confidence, spans_from_word_probs
 from falconer_core.metamodel.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
 from falconer_core.metamodel.training import (
     Budget,
@@ -93,10 +91,8 @@ def _span_answers(metamodel, pool: list[str], instruction: str) -> list[tuple[fl
     probs = metamodel.span_word_probs(pool, instruction, progress=False)
     out = []
     for item, (encoded, word_probs) in sorted(probs.items()):
-        inside = word_probs[:, B] + word_probs[:, I]
-        confidence = float(np.min(np.maximum(inside, 1.0 - inside))) if len(inside) else 1.0
         spans = spans_from_word_probs(pool[item], encoded, word_probs, metamodel.span_threshold)
-        out.append((confidence, SpanExample(pool[item], instruction, tuple(spans))))
+        out.append((span_confidence(word_probs), SpanExample(pool[item], instruction, tuple(spans))))
     return out
 
 
