@@ -140,6 +140,7 @@ def mine(
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
     unlabeled: UnlabeledOpt = True,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Annotate in this many rounds: a random first half of the sample, then batches the re-tuned metamodel is least sure of, stopping early once the held-out score's lower bound clears the gate.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
     runner: RunnerOpt = None,
     workers: WorkersOpt = None,
@@ -157,7 +158,8 @@ def mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
-        epochs=epochs, unlabeled=unlabeled, shard_size=shard_size, records=records, runner=runner, workers=workers,
+        epochs=epochs, unlabeled=unlabeled, rounds=rounds, shard_size=shard_size, records=records, runner=runner,
+        workers=workers,
         dask_address=dask_address, run_folder=run_folder,
     )
 
@@ -179,6 +181,7 @@ def run_mine(
     epochs: int | None,
     unlabeled: bool,
     shard_size: int | None,
+    rounds: int = 1,
     records: int,
     runner: str | None,
     workers: int | None,
@@ -189,6 +192,7 @@ def run_mine(
     snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
+    from falconer_core.active import ActiveSettings
     from falconer_core.annotators.choice import AnnotatorChoice
     from falconer_core.llm.choice import LLMChoice
     from falconer_core.metamodel import TrainingSettings
@@ -205,6 +209,7 @@ def run_mine(
         "model_name": model_name,
         "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
         "training": TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
+        "active": ActiveSettings(rounds=rounds),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
     }

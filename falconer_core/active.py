@@ -12,13 +12,113 @@ hard would make every score look worse than the corpus's (they stay a random dra
 
 from __future__ import annotations
 
+import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from falconer_core.corpus import CorpusSnapshot
+from falconer_core.corpus.loading import ID, TEXT
+from falconer_core.finetune.split import HoldoutSettings
+from falconer_core.metamodel.source import ModelSource, open_metamodel
 from falconer_core.plan import Plan
+from falconer_core.sampling import AnnotationSample
 
 _WORD = re.compile(r"\w+")
+
+
+class ActiveSettings(BaseModel):
+    """Annotating in rounds: a random first batch, then batches the metamodel is least sure of."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rounds: int = Field(1, ge=1, description="Most annotation rounds; 1 annotates the whole sample at once.")
+    first_share: float = Field(
+        0.5, gt=0, le=1, description="Share of the annotation budget drawn (as `sampling` says) in the first round; "
+        "the held-out texts all come from it.",
+    )
+    pool: int = Field(
+        5000, ge=1, description="Unannotated texts (a random draw) the metamodel scores to choose each later batch.",
+    )
+    max_overlap: float = Field(
+        0.5, ge=0, le=1, description="A text whose word overlap (Jaccard) with one already in the batch is above "
+        "this is passed over, so a batch is not a pile of near-copies.",
+    )
+    seed: int = Field(0, description="Seeds the pool and the tie-breaks.")
+
+
+def batch_sizes(budget: int, settings: ActiveSettings) -> list[int]:
+    """Texts to annotate per round: the first share, then the rest in equal batches."""
+    if settings.rounds == 1 or budget <= 1:
+        return [budget]
+    first = min(budget, max(1, round(budget * settings.first_share)))
+    rest = budget - first
+    if rest == 0:
+        return [first]
+    later = settings.rounds - 1
+    size = math.ceil(rest / later)
+    sizes = [min(size, rest - k * size) for k in range(later)]
+    return [first] + [s for s in sizes if s > 0]
+
+
+def gate_cleared(metrics: Mapping[str, float], gate: Mapping[str, float]) -> bool:
+    """Every gated metric's lower interval end (the value itself when it has none) at or
+    above its floor: the held-out evidence says the model is good enough, noise included."""
+    for name, floor in gate.items():
+        value = metrics.get(f"{name}_lo", metrics.get(name))
+        if value is None or value < floor:
+            return False
+    return bool(gate)
+
+
+def first_round_holdout(holdout: HoldoutSettings, settings: ActiveSettings) -> HoldoutSettings:
+    """The held-out share of the first round that holds out about what one batch would have
+    (`holdout.fraction` of the whole budget), at most half of it."""
+    if settings.rounds == 1:
+        return holdout
+    return holdout.model_copy(update={"fraction": min(0.5, holdout.fraction / settings.first_share)})
+
+
+def with_batch(sample: AnnotationSample, corpus_ids: Sequence[str], batch: Sequence[str]) -> AnnotationSample:
+    """`sample` grown by the actively chosen `batch`, in corpus order. A chosen text was not
+    drawn, so it has no inclusion probability; it is recorded as 1.0 and never held out, so no
+    estimate ever weights it."""
+    position = {str(i): k for k, i in enumerate(corpus_ids)}
+    rows = list(zip(sample.indices, sample.ids, sample.inclusion))
+    rows += [(position[str(i)], corpus_ids[position[str(i)]], 1.0) for i in batch]
+    rows.sort()
+    return AnnotationSample(
+        ids=[r[1] for r in rows], indices=[r[0] for r in rows], inclusion=[r[2] for r in rows],
+        summary=sample.summary.model_copy(update={"sample_size": len(rows)}),
+    )
+
+
+def learning_curve_row(round_: int, n_annotations: int, n_train: int, metrics: Mapping[str, float]) -> dict:
+    """One point of the learning curve: annotations so far, and each held-out score with its
+    interval (`metric`, `metric_lo`, `metric_hi`), as `Evaluation.metrics` gives them."""
+    return {"round": round_, "annotations": n_annotations, "train_texts": n_train,
+            **{k: round(v, 4) for k, v in metrics.items() if k.startswith(("mean_f1", "f1.", "heldout"))}}
+
+
+def next_batch(
+    corpus: CorpusSnapshot, plan: Plan, model: ModelSource, annotated_ids: Collection[str], n: int,
+    settings: ActiveSettings, round_: int = 1,
+) -> list[str]:
+    """Ids of the `n` unannotated texts to annotate next: a random pool of them scored by
+    `model`'s uncertainty, the batch chosen by `select_uncertain`."""
+    taken = {str(i) for i in annotated_ids}
+    ids = [i for i in corpus.ids() if str(i) not in taken]
+    if len(ids) > settings.pool:
+        ids = [ids[k] for k in sorted(random.Random(settings.seed + round_).sample(range(len(ids)), settings.pool))]
+    if not ids or n <= 0:
+        return []
+    rows = corpus.rows_by_id(ids)
+    texts = [str(t) for t in rows[TEXT].tolist()]
+    scores = uncertainty(open_metamodel(model), plan, texts)
+    chosen = select_uncertain(texts, scores, n, max_overlap=settings.max_overlap, seed=settings.seed + round_)
+    return [str(rows[ID].iloc[i]) for i in chosen]
 
 
 def uncertainty(metamodel, plan: Plan, texts: Sequence[str]) -> list[float]:
@@ -79,4 +179,16 @@ def select_uncertain(
     return chosen
 
 
-__all__ = ["overlap", "select_uncertain", "uncertainty", "word_set"]
+__all__ = [
+    "ActiveSettings",
+    "batch_sizes",
+    "first_round_holdout",
+    "gate_cleared",
+    "learning_curve_row",
+    "next_batch",
+    "overlap",
+    "select_uncertain",
+    "uncertainty",
+    "with_batch",
+    "word_set",
+]

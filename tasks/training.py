@@ -22,7 +22,7 @@ def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     corpus = parameters.get("corpus")
     return fine_tune_key(
         parameters["annotations"].hash, parameters["start"], parameters["training"], parameters["holdout"],
-        corpus.corpus_id if corpus is not None else None,
+        corpus.corpus_id if corpus is not None else None, parameters.get("heldout_from"),
     )
 
 
@@ -33,13 +33,14 @@ def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 )
 def fine_tune(
     annotations: AnnotationSet, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings,
-    corpus: CorpusSnapshot | None = None,
+    corpus: CorpusSnapshot | None = None, heldout_from: list[str] | None = None,
 ) -> Checkpoint:
     """Fine-tune from `start` on the training side of the annotations (and, with `corpus`, its
-    unannotated texts); returns the checkpoint folder (never the model itself, which would not
+    unannotated texts); held-out texts come from `heldout_from` when given (an active sample's
+    random first round). Returns the checkpoint folder (never the model itself, which would not
     belong in a cached result)."""
     checkpoint = fine_tune_checkpoint(
-        annotations, start, training, holdout, Settings().checkpoints_dir.resolve(), corpus
+        annotations, start, training, holdout, Settings().checkpoints_dir.resolve(), corpus, heldout_from
     )
     summary = checkpoint.summary
     get_run_logger().info(

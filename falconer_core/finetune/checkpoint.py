@@ -8,6 +8,7 @@ checkpoint is never trained twice.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,13 +52,16 @@ class Checkpoint(BaseModel):
 
 def fine_tune_key(
     annotation_set_hash: str, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings,
-    corpus_id: str | None = None,
+    corpus_id: str | None = None, heldout_from: Sequence[str] | None = None,
 ) -> str:
     """What determines the weights: the annotations, the starting weights and the settings
-    (the progress bar does not), and the corpus when its unannotated texts are used."""
+    (the progress bar does not), the corpus when its unannotated texts are used, and the texts
+    the held-out ones are drawn from when that is not all of them."""
     parts = [annotation_set_hash, start.identity, training.model_dump(exclude={"progress"}), holdout.model_dump()]
     if corpus_id is not None and training.unlabeled:
         parts.append(corpus_id)
+    if heldout_from is not None:
+        parts.append(sorted(str(i) for i in heldout_from))
     return content_hash(*parts)
 
 
@@ -68,11 +72,17 @@ def fine_tune_checkpoint(
     holdout: HoldoutSettings,
     checkpoints_dir: str | Path,
     corpus: CorpusSnapshot | None = None,
+    heldout_from: Sequence[str] | None = None,
 ) -> Checkpoint:
     """Train from `start` on the training side of the split and save under `checkpoints_dir`;
-    with `corpus` (and `training.unlabeled`), also learn from its unannotated texts."""
-    key = fine_tune_key(annotations.hash, start, training, holdout, corpus.corpus_id if corpus else None)
-    train_ids, heldout_ids = split_ids(annotations.ids, holdout)
+    with `corpus` (and `training.unlabeled`), also learn from its unannotated texts. With
+    `heldout_from` (the randomly drawn first round of an active sample), held-out texts come
+    only from those, and every other annotated text trains."""
+    key = fine_tune_key(annotations.hash, start, training, holdout, corpus.corpus_id if corpus else None, heldout_from)
+    train_ids, heldout_ids = split_ids(annotations.ids if heldout_from is None else list(heldout_from), holdout)
+    if heldout_from is not None:
+        held = set(heldout_ids)
+        train_ids = [i for i in annotations.ids if i not in held]
     examples = flatten(step_examples(annotations, train_ids))
     unlabeled = None
     if corpus is not None and training.unlabeled:
