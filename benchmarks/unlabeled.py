@@ -27,7 +27,7 @@ from falconer_core.readers import load_split
 
 #: Settings that only self-training reads: a saved teacher serves any values of them.
 SELF_TRAINING = {"unlabeled", "max_unlabeled", "self_training_rounds", "pseudo_confidence", "self_training_epochs",
-                 "self_training_lr_scale"}
+                 "self_training_lr_scale", "pseudo_unit"}
 
 
 def test_f1(model: Metamodel, test: list) -> dict:

@@ -128,3 +128,35 @@ def test_a_round_that_does_not_beat_the_teacher_on_dev_leaves_the_teacher(tiny_e
     assert summary.rounds[0]["kept"] is False and summary.kept_rounds == 0 and len(summary.rounds) == 1
     assert _same(_weights(model), before)
     assert isinstance(examples[1], LabelExample)
+
+
+def test_word_level_pseudo_labels_ignore_only_the_unsure_words(teacher):
+    from falconer_core.metamodel.selftraining import MIN_KEPT_WORDS, PseudoSpanExample
+    from falconer_core.metamodel.training import encode_examples
+
+    gold = _toy_examples(60, seed=1)
+    pool = _unlabeled(40)
+    probs = teacher.span_word_probs(pool, "Extract the animal.", progress=False)
+    words = np.concatenate([np.maximum(p[:, B] + p[:, I], 1 - p[:, B] - p[:, I]) for _, p in probs.values()])
+    threshold = float(np.quantile(words, 0.3))  # about 30% of words unsure
+    pseudo, stats = pseudo_label(teacher, pool, gold, threshold=threshold, unit="word")
+    spans = [e for e in pseudo if isinstance(e, SpanExample)]
+    assert spans and all(isinstance(e, PseudoSpanExample) for e in spans)
+    for e in spans:
+        _, probs = teacher.span_word_probs([e.text], e.instruction, progress=False)[0]
+        inside = probs[:, B] + probs[:, I]
+        sure = np.maximum(inside, 1 - inside) >= threshold
+        assert set(e.ignored_words) == set(np.flatnonzero(~sure).tolist())
+        assert sure.mean() >= MIN_KEPT_WORDS
+    # the ignored words carry no label in training; the others are tagged as the teacher said
+    example = next(e for e in spans if e.ignored_words)
+    (window,) = encode_examples(teacher.encoder, [example])
+    plain = encode_examples(teacher.encoder, [SpanExample(example.text, example.instruction, example.spans)])[0]
+    text = teacher.encoder.encode_texts([example.text])[0]
+    for t in range(window.token_start, window.token_end):
+        word = text.first_token_word[t]
+        position = window.text_offset + t - window.token_start
+        if word in example.ignored_words:
+            assert window.labels[position] == -100
+        elif word >= 0:
+            assert window.labels[position] == plain.labels[position] != -100

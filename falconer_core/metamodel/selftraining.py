@@ -20,10 +20,13 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from falconer_core.metamodel.decoding import span_confidence, spans_from_word_probs
+from falconer_core.metamodel.prompt import B, I
 from falconer_core.metamodel.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
 from falconer_core.metamodel.training import (
     Budget,
@@ -42,6 +45,9 @@ log = logging.getLogger("falconer_core.metamodel")
 #: An instruction is pseudo-labelled only if the examples ask it this often: a templated
 #: per-span instruction ("What is Ada's profession?") is about one text, not about the corpus.
 MIN_INSTRUCTION_EXAMPLES = 5
+#: With word-level pseudo-labels, a text whose sure words are fewer than this share is dropped:
+#: most of it would be ignored anyway, and what is left is too little context to trust.
+MIN_KEPT_WORDS = 0.5
 
 
 def unlabeled_pool(texts: Sequence[str], examples: Sequence[Example], cap: int, seed: int) -> list[str]:
@@ -61,10 +67,12 @@ def unlabeled_pool(texts: Sequence[str], examples: Sequence[Example], cap: int, 
 
 
 def pseudo_label(
-    metamodel, pool: list[str], examples: Sequence[Example], threshold: float
+    metamodel, pool: list[str], examples: Sequence[Example], threshold: float, unit: str = "text"
 ) -> tuple[list[Example], dict[str, dict]]:
     """The teacher's sure answers on `pool` for each instruction the examples ask often enough,
-    balanced to the examples' share of positives; and per instruction what was kept."""
+    balanced to the examples' share of positives; and per instruction what was kept. Span
+    answers are sure by `unit`: "text" (every word at `threshold`) or "word" (unsure words are
+    ignored, texts that keep at least half their words count)."""
     kinds = {(type(e), e.instruction) for e in examples}
     counts = Counter((type(e), e.instruction) for e in examples)
     out: list[Example] = []
@@ -74,8 +82,12 @@ def pseudo_label(
             continue
         gold = [e for e in examples if type(e) is kind and e.instruction == instruction]
         share = sum(map(is_positive, gold)) / len(gold)
-        candidates = _span_answers(metamodel, pool, instruction) if kind is SpanExample else _label_answers(metamodel, pool, instruction)
-        sure = [(c, e) for c, e in candidates if c >= threshold]
+        if kind is SpanExample:
+            candidates = _span_answers(metamodel, pool, instruction, threshold, unit)
+        else:
+            candidates = _label_answers(metamodel, pool, instruction)
+        minimum = MIN_KEPT_WORDS if kind is SpanExample and unit == "word" else threshold
+        sure = [(c, e) for c, e in candidates if c >= minimum]
         kept = balance(sure, share)
         out += kept
         stats[instruction] = {
@@ -85,14 +97,29 @@ def pseudo_label(
     return out, stats
 
 
-def _span_answers(metamodel, pool: list[str], instruction: str) -> list[tuple[float, Example]]:
-    """(confidence, example) per text: the confidence is the least sure word's, where a word's is
-    P(inside) or P(outside), whichever it was decided as."""
+@dataclass(frozen=True)
+class PseudoSpanExample(SpanExample):
+    """A teacher's span answer whose unsure words (`ignored_words`, word positions) are left
+    out of the loss: the sure words of a hard text still teach."""
+
+    ignored_words: tuple[int, ...] = ()
+
+
+def _span_answers(metamodel, pool: list[str], instruction: str, threshold: float, unit: str) -> list[tuple[float, Example]]:
+    """(confidence, example) per text. By text: the confidence is the least sure word's, where a
+    word's is P(inside) or P(outside), whichever it was decided as. By word: words below
+    `threshold` are ignored, and the score is the share of words kept."""
     probs = metamodel.span_word_probs(pool, instruction, progress=False)
-    out = []
+    out: list[tuple[float, Example]] = []
     for item, (encoded, word_probs) in sorted(probs.items()):
-        spans = spans_from_word_probs(pool[item], encoded, word_probs, metamodel.span_threshold)
-        out.append((span_confidence(word_probs), SpanExample(pool[item], instruction, tuple(spans))))
+        spans = tuple(spans_from_word_probs(pool[item], encoded, word_probs, metamodel.span_threshold))
+        if unit == "text":
+            out.append((span_confidence(word_probs), SpanExample(pool[item], instruction, spans)))
+            continue
+        inside = word_probs[:, B] + word_probs[:, I]
+        unsure = tuple(int(w) for w in np.flatnonzero(np.maximum(inside, 1.0 - inside) < threshold))
+        kept = 1.0 - len(unsure) / max(len(inside), 1)
+        out.append((kept, PseudoSpanExample(pool[item], instruction, spans, unsure)))
     return out
 
 
@@ -135,7 +162,7 @@ def self_train(
     summary = SelfTrainingSummary(pool=len(pool))
     for round_ in range(settings.self_training_rounds):
         torch.manual_seed(settings.seed + 1 + round_)
-        pseudo, stats = pseudo_label(metamodel, pool, train_set, settings.pseudo_confidence)
+        pseudo, stats = pseudo_label(metamodel, pool, train_set, settings.pseudo_confidence, settings.pseudo_unit)
         record: dict = {"pseudo_labels": len(pseudo), "instructions": stats}
         summary.rounds.append(record)
         if not pseudo:
@@ -166,4 +193,4 @@ def self_train(
     return summary
 
 
-__all__ = ["MIN_INSTRUCTION_EXAMPLES", "balance", "pseudo_label", "self_train", "unlabeled_pool"]
+__all__ = ["MIN_INSTRUCTION_EXAMPLES", "PseudoSpanExample", "balance", "pseudo_label", "self_train", "unlabeled_pool"]

@@ -4,6 +4,7 @@ flows can take training settings as a parameter without loading the model stack.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,11 @@ class TrainingSettings(BaseModel):
     pseudo_confidence: float = Field(
         0.9, gt=0.5, le=1, description="Keep a pseudo-label only when the teacher is this sure of it (of every "
         "word's in-or-out decision, for spans).",
+    )
+    pseudo_unit: Literal["text", "word"] = Field(
+        "text", description="What must be sure in a span pseudo-label: 'text' keeps texts whose every word is "
+        "at `pseudo_confidence`; 'word' keeps texts with at least half their words sure and ignores the others "
+        "in the loss.",
     )
     self_training_epochs: int = Field(
         2, ge=1, description="Epochs per self-training round over annotations plus pseudo-labels (fixed: "

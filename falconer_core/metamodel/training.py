@@ -193,7 +193,8 @@ def epoch_budget(settings: TrainingSettings, steps_per_epoch: int) -> tuple[int,
 def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = True) -> list[Window]:
     """Windows with gold tags: span words get B/I/O on their first sub-token (and, with
     `subtoken_labels`, I/O on the rest); label examples tag the 'yes' or the 'no' choice B and
-    the other O. Everything else is ignored."""
+    the other O. Everything else is ignored, and so are the `ignored_words` of a
+    `PseudoSpanExample`."""
     encoded = encoder.encode_texts([e.text for e in examples])
     out: list[Window] = []
     for item, (example, text) in enumerate(zip(examples, encoded)):
@@ -205,6 +206,8 @@ def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = Tr
                 out.append(w)
         else:
             tags = word_tags(text, [(s.start, s.end) for s in example.spans])
+            for word in getattr(example, "ignored_words", ()):  # a pseudo-label's unsure words teach nothing
+                tags[word] = IGNORE
             for w in encoder.windows(item, text, "span", example.instruction):
                 w.labels = [IGNORE] * len(w.input_ids)
                 word = -1
@@ -213,7 +216,7 @@ def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = Tr
                     if text.first_token_word[t] >= 0:
                         word = text.first_token_word[t]
                         w.labels[position] = tags[word]
-                    elif subtoken_labels and word >= 0:
+                    elif subtoken_labels and word >= 0 and tags[word] != IGNORE:
                         w.labels[position] = O if tags[word] == O else I
                 out.append(w)
     return out
