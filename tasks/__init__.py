@@ -8,6 +8,7 @@ a failure, or with one input changed, redoes only what failed or changed.
 import logging
 
 from tasks.annotation import annotate
+from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard
@@ -23,6 +24,8 @@ logging.getLogger("falconer_core").setLevel(logging.INFO)
 
 __all__ = [
     "annotate",
+    "audit",
+    "calibrate",
     "commit_shard",
     "evaluate",
     "execute_shard",
@@ -33,6 +36,7 @@ __all__ = [
     "fine_tune",
     "load_plan",
     "make_plan",
+    "record_cascade",
     "register",
     "sample",
     "snapshot",
