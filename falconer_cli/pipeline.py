@@ -178,9 +178,10 @@ def mine(
         from falconer_core.errors import ConfigError
 
         raise ConfigError("give an INSTRUCTION to plan, or a plan file with --plan")
-    llm = _default_llm(llm)
+    # the cascade defers to the LLM named with --llm, else an endpoint: never silently to SmolLM2
     cascading = cascade_settings(cascade, delta=cascade_delta, budget=llm_budget, llm=llm, llm_model=llm_model,
                                  audit=audit)
+    llm = _default_llm(llm)
     run_mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,

@@ -259,13 +259,17 @@ def test_a_cascade_run_that_failed_mid_way_resumes_without_lost_or_repeated_rows
     _verdicts(_rows(resumed.run_id))
 
 
-def test_the_cli_refuses_a_cascade_without_an_llm_before_reading_anything(home, monkeypatch):
+@pytest.mark.parametrize("command", [["execute", "any-model"], ["mine", "--plan", "missing.yaml"]])
+def test_the_cli_refuses_a_cascade_without_an_llm_before_reading_anything(home, monkeypatch, command):
     from typer.testing import CliRunner
 
     from falconer_cli.main import app
 
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    result = CliRunner().invoke(app, ["execute", "any-model", "--corpus", str(home / "missing.csv"), "--cascade", "accuracy=0.9"])
+    args = [*command, "--corpus", str(home / "missing.csv"), "--cascade", "accuracy=0.9"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "needs an LLM to defer to" in result.output
-    assert "missing.csv" not in result.output  # refused before the corpus was even looked at
+    assert "missing" not in result.output  # refused before the corpus or plan was even looked at
+    budget_alone = CliRunner().invoke(app, ["execute", "any-model", "--corpus", str(home / "missing.csv"), "--llm-budget", "5"])
+    assert budget_alone.exit_code != 0 and "add --cascade" in budget_alone.output
