@@ -191,7 +191,7 @@ def cascade_run(plan, texts, ids, mine, proxy, reference, server, target, seed, 
                                seed=seed, llm={"name": "openai", "base_url": server.url})
     positions = calibration_positions(len(texts), args.calibration, seed)
     calibration = calibrate(plan, settings, [ids[p] for p in positions], [texts[p] for p in positions], proxy, llm,
-                            positions=positions, usage=client.usage)
+                            positions=positions, usage=client.usage, proxy_records=[mine[p] for p in positions])
     route = ShardCascade(thresholds=calibration.thresholds, llm=settings.llm, known=calibration.llm_records)
     routed = route.route(plan, ids, texts, list(mine), proxy, llm=llm)
     achieved = filter_agreement(plan, routed.records, reference)

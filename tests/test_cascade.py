@@ -69,6 +69,19 @@ def test_the_target_holds_in_at_least_one_minus_delta_of_trials_and_the_band_is_
     assert np.mean(shares) < 0.9  # it does keep proxy answers: a cascade that routes all is trivially safe
 
 
+def test_without_the_bound_the_plug_in_threshold_misses_often():
+    """What the bound buys: at delta 0.5 the bound is about the observed rate, and the target is
+    missed far more often than 5% of the time (so the test above can fail)."""
+    rng = np.random.default_rng(1)
+    misses = 0
+    for trial in range(TRIALS // 2):
+        p, y = _world(trial)
+        sample = rng.choice(N_WORLD, N_CALIBRATION, replace=False)
+        chosen = label_threshold("s", "accuracy", 0.95, p[sample], y[sample], 0.5)
+        misses += _achieved("accuracy", p, y, chosen.lower, chosen.upper)[0] < 0.95
+    assert misses / (TRIALS // 2) > 3 * DELTA
+
+
 def test_a_target_the_proxy_already_meets_keeps_every_proxy_answer():
     p, y = _world(0)
     y = p >= 0.5  # the proxy agrees with the LLM everywhere

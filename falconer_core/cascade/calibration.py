@@ -87,8 +87,10 @@ def calibrate_corpus(
 def calibrate(
     plan: Plan, settings: CascadeSettings, ids: Sequence[str], texts: Sequence[str], proxy: ScoredProxy,
     llm: Runner, *, positions: Sequence[int] | None = None, usage: Any = None,
+    proxy_records: Sequence[OutputRecord] | None = None,
 ) -> Calibration:
-    """Both runners answer the calibration texts; each cascaded step gets its thresholds."""
+    """Both runners answer the calibration texts; each cascaded step gets its thresholds
+    (`proxy_records`: the proxy's records of these texts when it has already run on them)."""
     steps = cascaded_steps(plan, settings.target)
     if not steps:
         raise ConfigError(
@@ -97,7 +99,7 @@ def calibrate(
         )
     ids, texts = [str(i) for i in ids], list(texts)
     started = time.perf_counter()
-    mine = execute_plan(plan, texts, proxy, ids, include_failed=True)
+    mine = list(proxy_records) if proxy_records is not None else execute_plan(plan, texts, proxy, ids, include_failed=True)
     theirs = execute_plan(plan, texts, llm, ids, include_failed=True)
     delta = settings.delta / len(steps)
     thresholds = [_threshold(step, plan, settings, texts, mine, theirs, proxy, delta) for step in steps]

@@ -27,8 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.cascade.bounds import bernstein_upper, binomial_lower, binomial_upper
 
-#: Candidate confidence levels, from "keep nothing" to "keep everything": 0.5 + 0.5 (1 - 10^(-k/10)).
-LEVELS: tuple[float, ...] = (1.01,) + tuple(0.5 + 0.5 * (1 - 10 ** (-k / 10)) for k in range(40, -1, -1))
+#: Candidate confidence levels, from "keep nothing" to "keep everything": 0.5 + 0.5 (1 - 10^(-k/50)),
+#: fine enough that the chosen level sits close to the target (fixed-sequence testing pays nothing
+#: for more candidates).
+LEVELS: tuple[float, ...] = (1.01,) + tuple(0.5 + 0.5 * (1 - 10 ** (-k / 50)) for k in range(200, -1, -1))
 #: Thresholds that keep no proxy answer (every text in the band).
 ROUTE_ALL = (-0.01, 1.01)
 
