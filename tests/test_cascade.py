@@ -286,3 +286,17 @@ def test_the_cli_refuses_a_cascade_without_an_llm_before_reading_anything(home, 
     assert "missing" not in result.output  # refused before the corpus or plan was even looked at
     budget_alone = CliRunner().invoke(app, ["execute", "any-model", "--corpus", str(home / "missing.csv"), "--llm-budget", "5"])
     assert budget_alone.exit_code != 0 and "add --cascade" in budget_alone.output
+
+
+def test_a_budget_too_small_to_calibrate_is_refused_before_any_llm_call(tmp_path, server):
+    from falconer_core.cascade import calibrate_corpus
+    from falconer_core.corpus import CorpusSource, snapshot_corpus
+    from falconer_core.metamodel import ModelSource
+    from falconer_core.plan import Plan
+
+    path = tmp_path / "tweets.csv"
+    tweets(40).to_csv(path, index=False)
+    snapshot = snapshot_corpus(CorpusSource(path=str(path), id_column="tweet_id"), tmp_path / "corpora")
+    with pytest.raises(ConfigError, match="allows only 5"):
+        calibrate_corpus(ModelSource.base("unused"), Plan.from_dict(PLAN), snapshot, _cascade(server, llm_budget=5))
+    assert server.calls == 0

@@ -70,9 +70,11 @@ def calibrate_corpus(
     if settings.llm_budget is not None:
         size = min(size, settings.llm_budget)
     if size < MIN_CALIBRATION:
+        why = (f"the corpus has only {corpus.n_texts} texts" if corpus.n_texts < MIN_CALIBRATION
+               else f"the LLM budget of {settings.llm_budget} texts allows only {size}")
         raise ConfigError(
-            f"the LLM budget ({settings.llm_budget} texts) leaves {size} calibration texts; a cascade needs at "
-            f"least {MIN_CALIBRATION} to set thresholds (raise --llm-budget)"
+            f"a cascade needs at least {MIN_CALIBRATION} calibration texts to set thresholds, but {why}; "
+            "raise --llm-budget, or let the LLM answer a corpus this small outright"
         )
     positions = calibration_positions(corpus.n_texts, size, settings.seed)
     rows = corpus.rows_at(positions)
