@@ -227,8 +227,31 @@ def test_a_cascade_run_answers_the_band_with_the_llm_and_says_so_per_row(home, m
     assert audit["n_texts"] == 30 and audit["low"] <= audit["agreement"] <= audit["high"]
     with Store(Settings().store_path) as store:
         assert store.run(result.run_id)["report"]["thresholds"] == report["thresholds"]
+    from falconer_core.registry import Registry
+
+    registry = Registry.from_settings()
+    (logged,) = registry.client.search_runs(
+        [registry.experiment_id], filter_string=f"tags.`falconer.execution_run` = '{result.run_id}'"
+    )
+    assert logged.data.metrics["audit.agreement"] == audit["agreement"]
+    assert logged.data.tags["falconer.model_version"] == model
     proxy_rows = _rows(proxy.run_id)
     assert set(proxy_rows["source"]) == {"proxy"} and proxy_rows["in_band"].isna().all()
+
+
+def test_a_span_target_calibrates_the_span_step_and_llm_texts_carry_the_llm_spans(home, model, corpus, server, prefect_harness):
+    from flows import execute
+
+    result = execute(
+        model, corpus, execution=ExecutionSettings(shard_size=60), cascade=_cascade(server, target="accuracy=0.9,span_f1=0.9"),
+    )
+    assert [t["step"] for t in result.cascade["thresholds"]] == ["mentions_place", "people"]
+    assert result.cascade["thresholds"][1]["op"] == "span" and result.cascade["thresholds"][0]["delta"] == 0.025
+    frame = _rows(result.run_id)
+    text_of = dict(zip(tweets(N_TEXTS, seed=7)["tweet_id"], tweets(N_TEXTS, seed=7)["text"]))
+    people = frame[(frame["field"] == "people") & (frame["source"] == "llm") & frame["value"].notna()]
+    assert len(people) > 0
+    assert all(value in _GOLD[text_of[i]][1] for i, value in zip(people["text_id"], people["value"]))
 
 
 def test_a_spent_budget_keeps_the_proxy_answer_and_records_which_texts(home, model, corpus, server, prefect_harness):

@@ -236,7 +236,7 @@ class Registry:
         clean = {_mlflow_key(k): v for k, v in redaction.clean_strings(redaction.flatten(params), secrets.values()).items()}
         run = self.client.create_run(
             self.experiment_id, run_name=f"{mv.name}-cascade-audit",
-            tags={T.MODEL_VERSION: str(mv.version), "falconer.model_name": mv.name, "falconer.execution_run": execution_run},
+            tags={T.MODEL_VERSION: str(_ref(mv)), "falconer.execution_run": execution_run},
         )
         now = int(time.time() * 1000)
         from mlflow.entities import Metric, Param
