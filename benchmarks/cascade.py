@@ -100,8 +100,9 @@ class GoldLLM(Annotator):
 
 
 def client_for(server: ScriptedLLMServer) -> OpenAIClient:
+    """A client with no response cache: every text the LLM sees is a call, counted and priced."""
     return OpenAIClient(LLMSettings(backend="openai", base_url=server.url, api_key="local-gold", model="gpt-4.1-mini",
-                                    max_concurrency=8))
+                                    max_concurrency=8, cache_dir=None))
 
 
 def filter_agreement(plan: Plan, records, reference) -> float:
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=0.05)
     parser.add_argument("--fraction", type=float, default=0.05, help="Share of the corpus annotated to train the proxy.")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--proxy", type=Path, default=None, help="Save the fine-tuned proxy here, or load it if it is there.")
     args = parser.parse_args()
 
     plan = PLANS[args.dataset]
@@ -144,9 +146,15 @@ def main() -> None:
         train = sorted(random.Random("proxy-sample").sample(range(n), round(args.fraction * n)))
         annotator = LLMAnnotator(client_for(clean))
         annotations = annotate_sample(plan, [ids[i] for i in train], [texts[i] for i in train], annotator, annotator="gold")
-        model = Metamodel.from_base(None, seed=0)
         started = time.perf_counter()
-        model.fine_tune(flatten(step_examples(annotations)), progress=False, **({"epochs": args.epochs} if args.epochs else {}))
+        if args.proxy and args.proxy.is_dir() and any(args.proxy.iterdir()):
+            model = Metamodel.load(args.proxy)  # the same sample and seed trained it: skip the fine-tune
+        else:
+            model = Metamodel.from_base(None, seed=0)
+            model.fine_tune(flatten(step_examples(annotations)), progress=False,
+                            **({"epochs": args.epochs} if args.epochs else {}))
+            if args.proxy:
+                model.save(args.proxy)
         results["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
         results["proxy_annotations"] = len(train)
         print(f"proxy fine-tuned on {len(train)} texts in {results['fine_tune_seconds']} s", flush=True)
