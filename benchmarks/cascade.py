@@ -199,7 +199,8 @@ def cascade_run(plan, texts, ids, mine, proxy, reference, server, target, seed, 
                                seed=seed, llm={"name": "openai", "base_url": server.url})
     positions = calibration_positions(len(texts), args.calibration, seed)
     calibration = calibrate(plan, settings, [ids[p] for p in positions], [texts[p] for p in positions], proxy, llm,
-                            positions=positions, usage=client.usage, proxy_records=[mine[p] for p in positions])
+                            positions=positions, usage=client.usage, proxy_records=[mine[p] for p in positions],
+                            n_corpus=len(texts))
     route = ShardCascade(thresholds=calibration.thresholds, llm=settings.llm, known=calibration.llm_records)
     routed = route.route(plan, ids, texts, list(mine), proxy, llm=llm)
     achieved = filter_agreement(plan, routed.records, reference)
@@ -207,7 +208,7 @@ def cascade_run(plan, texts, ids, mine, proxy, reference, server, target, seed, 
     usage = client.usage.as_dict()
     return {
         "target": target, "seed": seed, "achieved": round(achieved, 4), "met": achieved >= target,
-        "certified": threshold.certified, "lower": threshold.lower, "upper": threshold.upper,
+        "certified": threshold.certified, "calibration_texts": calibration.n_texts, "lower": threshold.lower, "upper": threshold.upper,
         "llm_share": round(routed.sources.count("llm") / len(texts), 4),
         "band_share": round(sum(routed.in_band) / len(texts), 4),
         "tokens": usage["total_tokens"], "cost_usd": usage["cost_usd"], "calls": usage["calls"],

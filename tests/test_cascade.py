@@ -122,6 +122,46 @@ def test_bounds_are_exact_clopper_pearson_and_bernstein_is_above_the_mean():
     assert binomial_upper(3, 0, 0.05) == 1.0 and bernstein_upper([0.0], 0.05) == 1.0
 
 
+class _Counting:
+    """An LLM stand-in that answers from known labels and counts the texts it was asked."""
+
+    def __init__(self, truth: dict[str, bool]) -> None:
+        self.truth, self.asked = truth, 0
+
+    def get_label(self, texts, instruction):
+        from falconer_core.types import LabelResult
+
+        self.asked += len(texts)
+        return [LabelResult(self.truth[t], 1.0) for t in texts]
+
+    def get_span(self, texts, instruction):
+        return [[] for _ in texts]
+
+
+@pytest.mark.parametrize(("agreement", "stages"), [(1.0, [200]), (0.5, [200, 400, 800, 1000])])
+def test_calibration_stops_early_when_the_proxy_already_meets_the_target(agreement, stages):
+    from falconer_core.cascade import ScoredProxy, calibrate
+    from falconer_core.execution import LabelOutcome, OutputRecord, StepTrace
+    from falconer_core.plan import Plan
+
+    plan = Plan.from_dict({"steps": [{"name": "spam", "op": "label", "instruction": "Spam?"}], "filter": "spam"})
+    rng = np.random.default_rng(0)
+    ids = [f"m{i}" for i in range(1000)]
+    truth = dict(zip(ids, rng.random(1000) < 0.3))
+    says = {i: truth[i] if rng.random() < agreement else rng.random() < 0.5 for i in ids}
+    records = [
+        OutputRecord(id=i, passed=says[i], fields={}, sources={}, steps={"spam": StepTrace(
+            op="label", instruction="Spam?", result=LabelOutcome(value=says[i], confidence=0.99 if agreement == 1 else 0.6),
+        )})
+        for i in ids
+    ]
+    llm = _Counting(truth)
+    chosen = calibrate(plan, CascadeSettings(target="accuracy=0.9", llm="local"), ids, ids, ScoredProxy(None), llm,
+                       proxy_records=records, n_corpus=100_000)
+    assert chosen.stages == stages and chosen.n_texts == llm.asked == stages[-1]
+    assert chosen.thresholds[0].delta == pytest.approx(0.05 / 4)  # every planned stage is tested at delta / 4
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [("accuracy", "METRIC=VALUE"), ("f1=0.9", "unknown cascade metric"), ("accuracy=1.2", "strictly between"),

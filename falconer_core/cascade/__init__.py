@@ -11,11 +11,13 @@ from falconer_core.cascade.audit import AuditResult, audit_agreement, audit_posi
 from falconer_core.cascade.bounds import bernstein_upper, binomial_interval, binomial_lower, binomial_upper
 from falconer_core.cascade.budget import budget_left, cascade_work_keys, shard_cascades
 from falconer_core.cascade.calibration import (
+    FIRST_STAGE,
     MIN_CALIBRATION,
     Calibration,
     calibrate,
     calibrate_corpus,
     calibration_positions,
+    calibration_stages,
 )
 from falconer_core.cascade.routing import LLM, PROXY, RoutedShard, ShardCascade
 from falconer_core.cascade.scores import ScoredProxy, cascaded_steps, p_true, step_score, text_f1
@@ -37,6 +39,7 @@ from falconer_core.cascade.thresholds import (
 
 __all__ = [
     "DEFAULT_CALIBRATION",
+    "FIRST_STAGE",
     "LABEL_METRICS",
     "LEVELS",
     "LLM",
@@ -61,6 +64,7 @@ __all__ = [
     "calibrate",
     "calibrate_corpus",
     "calibration_positions",
+    "calibration_stages",
     "cascade_work_keys",
     "cascaded_steps",
     "kept_answers",

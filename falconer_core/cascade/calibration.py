@@ -30,6 +30,8 @@ from falconer_core.types import Runner
 
 #: Fewest calibration texts a cascade accepts (the bounds need some data to certify anything).
 MIN_CALIBRATION = 10
+#: The first calibration stage: a proxy that already meets the target is certified on this many.
+FIRST_STAGE = 200
 
 
 class Calibration(BaseModel):
@@ -38,8 +40,9 @@ class Calibration(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     thresholds: list[StepThreshold]
-    positions: list[int] = Field(description="Corpus rows of the calibration texts, ascending.")
+    positions: list[int] = Field(description="Corpus rows of the calibration texts the LLM labelled, in draw order.")
     ids: list[str] = Field(description="Their ids, aligned with `positions`.")
+    stages: list[int] = Field(default_factory=list, description="Sample sizes tested, the last one used.")
     llm_records: dict[str, OutputRecord] = Field(description="The LLM's record of each calibration text, by id.")
     usage: dict[str, Any] = Field(default_factory=dict, description="LLM calls, tokens and cost of calibration.")
     seconds: float = 0.0
@@ -51,14 +54,24 @@ class Calibration(BaseModel):
     def summary(self) -> dict[str, Any]:
         """What the run record keeps: thresholds and what calibration cost (no texts)."""
         return {
-            "calibration_texts": self.n_texts, "calibration_usage": self.usage,
+            "calibration_texts": self.n_texts, "calibration_stages": self.stages, "calibration_usage": self.usage,
             "thresholds": [t.model_dump() for t in self.thresholds],
         }
 
 
 def calibration_positions(n_texts: int, size: int, seed: int) -> list[int]:
-    """A seeded uniform draw of `size` corpus rows, ascending."""
-    return sorted(random.Random(f"cascade-calibration:{seed}").sample(range(n_texts), min(size, n_texts)))
+    """A seeded uniform draw of `size` corpus rows, in draw order (so every prefix of it is a
+    uniform draw too: the stages of `calibrate` take prefixes)."""
+    return random.Random(f"cascade-calibration:{seed}").sample(range(n_texts), min(size, n_texts))
+
+
+def calibration_stages(size: int) -> list[int]:
+    """Sample sizes calibration may stop at: 200, 400, 800, ... up to `size`."""
+    stages, n = [], min(FIRST_STAGE, size)
+    while n < size:
+        stages.append(n)
+        n *= 2
+    return stages + [size]
 
 
 def calibrate_corpus(
@@ -82,17 +95,23 @@ def calibrate_corpus(
     proxy = ScoredProxy(open_metamodel(model))
     return calibrate(
         plan, settings, rows["id"].astype(str).tolist(), rows["text"].tolist(), proxy, llm,
-        positions=positions, usage=client.usage,
+        positions=positions, usage=client.usage, n_corpus=corpus.n_texts,
     )
 
 
 def calibrate(
     plan: Plan, settings: CascadeSettings, ids: Sequence[str], texts: Sequence[str], proxy: ScoredProxy,
     llm: Runner, *, positions: Sequence[int] | None = None, usage: Any = None,
-    proxy_records: Sequence[OutputRecord] | None = None,
+    proxy_records: Sequence[OutputRecord] | None = None, n_corpus: int | None = None,
 ) -> Calibration:
-    """Both runners answer the calibration texts; each cascaded step gets its thresholds
-    (`proxy_records`: the proxy's records of these texts when it has already run on them)."""
+    """Both runners answer the calibration texts; each cascaded step gets its thresholds.
+
+    The LLM labels the draw in stages (200, 400, 800, ... texts: `calibration_stages`), and
+    calibration stops at the first stage where the band it leaves on the corpus (`n_corpus`
+    texts) is smaller than the next stage's extra labels: a proxy that already meets the target
+    costs 200 labels, not the whole draw. Every stage is tested at delta / stages, so whichever
+    stage it stops at, the guarantee holds (union bound). `proxy_records`: the proxy's records
+    of these texts when it has already run on them."""
     steps = cascaded_steps(plan, settings.target)
     if not steps:
         raise ConfigError(
@@ -100,13 +119,21 @@ def calibrate(
             "that kind: label targets (accuracy/precision/recall) need a label step, span_f1 a span step"
         )
     ids, texts = [str(i) for i in ids], list(texts)
+    positions = list(positions if positions is not None else range(len(ids)))
     started = time.perf_counter()
     mine = list(proxy_records) if proxy_records is not None else execute_plan(plan, texts, proxy, ids, include_failed=True)
-    theirs = execute_plan(plan, texts, llm, ids, include_failed=True)
-    delta = settings.delta / len(steps)
-    thresholds = [_threshold(step, plan, settings, texts, mine, theirs, proxy, delta) for step in steps]
+    stages = calibration_stages(len(ids))
+    delta = settings.delta / (len(steps) * len(stages))
+    theirs: list[OutputRecord] = []
+    for k, n in enumerate(stages):
+        done = len(theirs)
+        theirs += execute_plan(plan, texts[done:n], llm, ids[done:n], include_failed=True)
+        thresholds = [_threshold(step, plan, settings, texts[:n], mine[:n], theirs, proxy, delta) for step in steps]
+        band = min(1.0, sum(t.band_share for t in thresholds))
+        if k + 1 == len(stages) or band * ((n_corpus or len(ids)) - n) < stages[k + 1] - n:
+            break
     return Calibration(
-        thresholds=thresholds, positions=list(positions if positions is not None else range(len(ids))), ids=ids,
+        thresholds=thresholds, positions=positions[:n], ids=ids[:n], stages=stages[: k + 1],
         llm_records={str(r.id): r for r in theirs},
         usage=usage.as_dict() if usage is not None else {}, seconds=round(time.perf_counter() - started, 3),
     )
@@ -133,4 +160,7 @@ def _threshold(step, plan, settings, texts, mine, theirs, proxy, delta) -> StepT
     return span_threshold(step.name, settings.target["span_f1"], scores, f1, both, delta)
 
 
-__all__ = ["MIN_CALIBRATION", "Calibration", "calibrate", "calibrate_corpus", "calibration_positions"]
+__all__ = [
+    "FIRST_STAGE", "MIN_CALIBRATION", "Calibration", "calibrate", "calibrate_corpus", "calibration_positions",
+    "calibration_stages",
+]
