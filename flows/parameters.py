@@ -86,6 +86,6 @@ def gate() -> Any:
 
 def cascade() -> Any:
     return Field(
-        None, description="Cascade with the LLM to a quality target, e.g. {'target': 'accuracy=0.95', 'llm_budget': 2000}: "
+        None, description="Cascade with the LLM to a quality target, e.g. {'target': {'accuracy': 0.95}, 'llm_budget': 2000}: "
         "the proxy keeps the answers it is sure of, the LLM answers the rest (default: the proxy alone).",
     )
