@@ -43,6 +43,7 @@ CascadeDeltaOpt = Annotated[float, typer.Option("--cascade-delta", min=0.0001, m
 LLMBudgetOpt = Annotated[Optional[int], typer.Option("--llm-budget", min=0, help="Most texts the cascade's LLM may see, calibration included (default: no limit).")]
 CascadeLLMOpt = Annotated[Optional[LLMName], typer.Option("--cascade-llm", help="The cascade's LLM: openai (default) or local.")]
 AuditOpt = Annotated[int, typer.Option("--audit", min=0, help="After a cascade run, label this many fresh random texts with the LLM and report the agreement achieved.")]
+UnlabeledOpt = Annotated[bool, typer.Option("--unlabeled/--no-unlabeled", help="Also learn from the corpus's unannotated texts (self-training on a capped random draw of them); --no-unlabeled: the annotations only.")]
 PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
 
 
@@ -123,6 +124,7 @@ def demo(
     llm_model: LLMModelOpt = None,
     sample_fraction: Annotated[float, typer.Option("--sample-fraction", help="Share of the 1,200 tweets to annotate.")] = 0.2,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (default: up to 20, early stopping on a dev split).")] = None,
+    unlabeled: UnlabeledOpt = True,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Mine the shipped demo corpus end to end and show what came out.
@@ -141,8 +143,8 @@ def demo(
         instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS, text_column="text", id_column="id",
         plan_file=DEMO_PLAN if llm is None else None, annotator=llm or "gold", llm=llm or "local",
         llm_model=llm_model, sample_fraction=sample_fraction, base_model=None, parent=None, model_name=None,
-        epochs=epochs, shard_size=None, records=records, runner=None, workers=None, dask_address=None,
-        run_folder=None,
+        epochs=epochs, unlabeled=unlabeled, shard_size=None, records=records, runner=None, workers=None,
+        dask_address=None, run_folder=None,
     )
 
 
@@ -162,6 +164,8 @@ def mine(
     parent: Annotated[Optional[str], typer.Option("--parent", help="Registered version to continue from (NAME, NAME@alias, NAME/N) instead of the base model.")] = None,
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
+    unlabeled: UnlabeledOpt = True,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Annotate in this many rounds: a random first half of the sample, then batches the re-tuned metamodel is least sure of, stopping early once the held-out score's lower bound clears the gate.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
     runner: RunnerOpt = None,
     workers: WorkersOpt = None,
@@ -186,8 +190,8 @@ def mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
-        epochs=epochs, shard_size=shard_size, records=records, runner=runner, workers=workers,
-        dask_address=dask_address, run_folder=run_folder, cascade=cascading,
+        epochs=epochs, unlabeled=unlabeled, rounds=rounds, shard_size=shard_size, records=records, runner=runner,
+        workers=workers, dask_address=dask_address, run_folder=run_folder, cascade=cascading,
     )
 
 
@@ -206,7 +210,9 @@ def run_mine(
     parent: str | None,
     model_name: str | None,
     epochs: int | None,
+    unlabeled: bool,
     shard_size: int | None,
+    rounds: int = 1,
     records: int,
     runner: str | None,
     workers: int | None,
@@ -218,6 +224,7 @@ def run_mine(
     snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
+    from falconer_core.active import ActiveSettings
     from falconer_core.annotators.choice import AnnotatorChoice
     from falconer_core.llm.choice import LLMChoice
     from falconer_core.metamodel import TrainingSettings
@@ -233,7 +240,8 @@ def run_mine(
         "parent": parent,
         "model_name": model_name,
         "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
-        "training": TrainingSettings(progress=False, **({"epochs": epochs} if epochs else {})),
+        "training": TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
+        "active": ActiveSettings(rounds=rounds),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
         "cascade": cascade,

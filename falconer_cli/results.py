@@ -18,6 +18,12 @@ def print_mine_result(result: Any, flow_run_id: str, *, records: int = 5) -> Non
     incubation, execution = result.incubation, result.execution
     print_records(execution.store_path, execution.run_id, records)
     print_scores(incubation.evaluation, incubation.annotator, title="proxy vs its supervision")
+    if len(incubation.learning_curve) > 1:
+        console.print(table(
+            [{"round": r["round"], "annotations": r["annotations"], "held-out mean F1 [95% interval]": _interval(r, "mean_f1")}
+             for r in incubation.learning_curve],
+            title="learning curve (active rounds)",
+        ))
     if result.costs:
         console.print(table(
             [_cost_row(c) for c in result.costs], ["route", "texts", "seconds", "USD", "basis"],
@@ -31,6 +37,12 @@ def print_mine_result(result: Any, flow_run_id: str, *, records: int = 5) -> Non
         model_version=incubation.model_version,
         verdict=f"{verdict}: {'; '.join(incubation.promotion)}",
     )
+
+
+def _interval(row: dict, key: str) -> str:
+    if row.get(key) is None:
+        return "n/a"
+    return f"{row[key]:.3f} [{row.get(key + '_lo', float('nan')):.3f}, {row.get(key + '_hi', float('nan')):.3f}]"
 
 
 def print_execution_result(result: Any, flow_run_id: str, *, records: int = 5) -> None:

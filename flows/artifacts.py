@@ -77,6 +77,14 @@ def publish_scores(evaluation: Evaluation, title: str) -> Path:
     return folder / "f1-per-step.png"
 
 
+def publish_learning_curve(rows: Sequence[dict], plan: Plan) -> None:
+    """Held-out F1 with its interval against annotations so far, one row per annotation round."""
+    create_table_artifact(
+        _clean(list(rows)), key="learning-curve",
+        description=f"Learning curve of plan {plan.hash}: held-out F1 [95% interval] per step vs annotations",
+    )
+
+
 def publish_costs(rows: Sequence[CostRow]) -> None:
     """The proxy against the annotator doing the whole corpus: time, tokens, cost."""
     create_table_artifact(

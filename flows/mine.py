@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.cascade import CascadeSettings
 from falconer_core.corpus import CorpusSource
@@ -35,6 +36,7 @@ def mine(
     sampling: SamplingSettings = p.sampling(),
     training: TrainingSettings = p.training(),
     holdout: HoldoutSettings = p.holdout(),
+    active: ActiveSettings = p.active(),
     execution: ExecutionSettings = p.execution(),
     gate: dict[str, float] = p.gate(),
     cascade: CascadeSettings | None = p.cascade(),
@@ -46,7 +48,7 @@ def mine(
     grown = incubate(
         corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
         base_model=base_model, parent=parent, model_name=model_name, sampling=sampling, training=training,
-        holdout=holdout, gate=gate,
+        holdout=holdout, active=active, gate=gate,
     )
     if not grown.champion:
         get_run_logger().warning("%s did not pass the gate (%s); mining with it anyway", grown.model_version, grown.promotion)

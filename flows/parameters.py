@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
+from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.execution import ExecutionSettings
 from falconer_core.finetune import HoldoutSettings
@@ -62,6 +63,15 @@ def model_name() -> Any:
 
 def sampling() -> Any:
     return Field(SamplingSettings(), description="How many texts to annotate and how to pick them.")
+
+
+def active() -> Any:
+    return Field(
+        ActiveSettings(),
+        description="Annotating in rounds: a random first batch, then the texts the current metamodel is least "
+        "sure of, re-tuning between rounds, until the held-out score's lower bound clears the gate or the budget "
+        "(the sample size) is spent. One round (the default) annotates the whole sample at once.",
+    )
 
 
 def training() -> Any:

@@ -7,6 +7,7 @@ a failure, or with one input changed, redoes only what failed or changed.
 
 import logging
 
+from tasks.active import grow_sample
 from tasks.annotation import annotate
 from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
@@ -33,6 +34,7 @@ __all__ = [
     "fetch_model",
     "fetch_plan",
     "finish_run",
+    "grow_sample",
     "fine_tune",
     "load_plan",
     "make_plan",

@@ -9,6 +9,7 @@ from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
 from falconer_core.annotators import AnnotationSet
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.finetune import Checkpoint, HoldoutSettings, fine_tune_checkpoint, fine_tune_key
 from falconer_core.metamodel import ModelSource, TrainingSettings
 from falconer_core.settings import Settings
@@ -16,9 +17,12 @@ from tasks.policies import CODE, RESULTS
 
 
 def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Annotation set, starting weights (base or parent version) and settings determine the weights."""
+    """Annotation set, starting weights (base or parent version), settings and, when its
+    unannotated texts are used, the corpus determine the weights."""
+    corpus = parameters.get("corpus")
     return fine_tune_key(
-        parameters["annotations"].hash, parameters["start"], parameters["training"], parameters["holdout"]
+        parameters["annotations"].hash, parameters["start"], parameters["training"], parameters["holdout"],
+        corpus.corpus_id if corpus is not None else None, parameters.get("heldout_from"),
     )
 
 
@@ -28,15 +32,26 @@ def _fine_tune_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     persist_result=True, result_storage=RESULTS,
 )
 def fine_tune(
-    annotations: AnnotationSet, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings
+    annotations: AnnotationSet, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings,
+    corpus: CorpusSnapshot | None = None, heldout_from: list[str] | None = None,
 ) -> Checkpoint:
-    """Fine-tune from `start` on the training side of the annotations; returns the checkpoint
-    folder (never the model itself, which would not belong in a cached result)."""
-    checkpoint = fine_tune_checkpoint(annotations, start, training, holdout, Settings().checkpoints_dir.resolve())
+    """Fine-tune from `start` on the training side of the annotations (and, with `corpus`, its
+    unannotated texts); held-out texts come from `heldout_from` when given (an active sample's
+    random first round). Returns the checkpoint folder (never the model itself, which would not
+    belong in a cached result)."""
+    checkpoint = fine_tune_checkpoint(
+        annotations, start, training, holdout, Settings().checkpoints_dir.resolve(), corpus, heldout_from
+    )
     summary = checkpoint.summary
     get_run_logger().info(
-        "fine-tuned %s on %d examples (%d texts) in %.1f s: %d epochs, kept %d, dev %s -> %s",
-        start.identity, checkpoint.n_examples, len(checkpoint.train_ids), summary["seconds"],
+        "fine-tuned %s on %d examples (%d texts) and %d unannotated texts in %.1f s: %d epochs, kept %d, dev %s -> %s",
+        start.identity, checkpoint.n_examples, len(checkpoint.train_ids), checkpoint.n_unlabeled, summary["seconds"],
         summary["epochs_run"], summary["best_epoch"], summary["best_dev_score"], checkpoint.path,
     )
+    for number, round_ in enumerate((summary.get("self_training") or {}).get("rounds", []), 1):
+        get_run_logger().info(
+            "self-training round %d: %d pseudo-labels, dev %s then %s by epoch (%s)", number,
+            round_["pseudo_labels"], round_.get("dev_before"), round_.get("dev_scores"),
+            "kept" if round_.get("kept") else "teacher kept",
+        )
     return checkpoint

@@ -211,6 +211,10 @@ def test_registered_version_carries_every_lineage_tag(mined):
     assert found[T.MLFLOW_RUN_ID] == ref.run_id
     assert f"champion-{incubation.plan.hash}" in ref.aliases and f"candidate-{incubation.plan.hash}" in ref.aliases
     run = registry.client.get_run(ref.run_id)
+    # learning from the unannotated texts is on by default, and the run says so and on how many
+    assert run.data.params["training.unlabeled"] == "True"
+    assert run.data.params["n_unlabeled_texts"] == str(N_TEXTS - incubation.n_annotations)
+    assert run.data.params["training.max_unlabeled"] == str(TRAINING.max_unlabeled)
     contexts = {i.dataset.digest: [t.value for t in i.tags] for i in run.inputs.dataset_inputs}
     assert contexts[incubation.annotation_set_hash] == ["training"]
     assert ["evaluation"] in contexts.values()
@@ -525,3 +529,38 @@ def test_reworded_spans_are_reported_per_step_and_kept_out_of_training(mined, mi
     assert f"people {round(share * len(spans))}/{len(spans)}" in sample.description
     rows = json.loads(sample.data) if isinstance(sample.data, str) else sample.data
     assert {r["id"] for r in rows if r["ungrounded"]} == {i for i in annotations.ids if text_of[i] in missed}
+
+
+def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget(mine_args):
+    from falconer_core.active import ActiveSettings
+    from falconer_core.corpus import snapshot_corpus
+    from falconer_core.sampling import sample_for_annotation
+    from flows import incubate
+
+    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    active = ActiveSettings(rounds=3, first_share=0.5)
+    state = incubate(**{**args, "gate": {"mean_f1": 1.01}}, active=active, model_name="active-rounds", return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    curve = result.learning_curve
+    assert [row["annotations"] for row in curve] == [30, 45, 60] and result.n_annotations == 60  # the budget
+    assert all(row["mean_f1_lo"] <= row["mean_f1"] <= row["mean_f1_hi"] for row in curve)
+    assert len({row["heldout_texts"] for row in curve}) == 1  # the same held-out texts every round
+    snapshot = snapshot_corpus(args["corpus"], Settings().corpora_dir)
+    first = sample_for_annotation(snapshot.ids(), fraction=SAMPLING.fraction, floor=30, cap=30, seed=SAMPLING.seed)
+    heldout = {t.id for t in result.evaluation.texts}
+    assert heldout and heldout <= set(first.ids)  # held out: drawn texts only
+
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with _client() as client:
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            key=ArtifactFilterKey(any_=["learning-curve"]),
+        ))
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert [r["annotations"] for r in rows] == [30, 45, 60]
+
+    # a gate the first round's lower bound clears: one round, half the budget
+    early = incubate(**{**args, "gate": {"mean_f1": 0.0}}, active=active, model_name="active-early")
+    assert [row["annotations"] for row in early.learning_curve] == [30] and early.n_annotations == 30

@@ -422,3 +422,44 @@ def test_open_metamodel_keeps_one_instance_per_source_and_precision(tiny_encoder
     assert fp32.precision == "fp32" and int8.precision == "int8" and fp32 is not int8
     assert open_metamodel(source) is fp32 and open_metamodel(source, precision="int8") is int8
     assert open_metamodel(source, fresh=True, precision="int8") is not int8
+
+
+def _rare_positive_examples(n: int, positives: int) -> list[SpanExample]:
+    out = []
+    for i in range(n):
+        text = f"sample {i} mentions zebra" if i < positives else f"sample {i} is quiet"
+        spans = [Span("zebra", text.index("zebra"), len(text))] if i < positives else []
+        out.append(SpanExample(text, "Extract the animal.", spans))
+    return out
+
+
+def test_dev_split_is_stratified_so_rare_positives_reach_dev():
+    from falconer_core.metamodel.settings import TrainingSettings
+    from falconer_core.metamodel.training import is_positive, split_dev
+
+    examples = _rare_positive_examples(200, positives=4)  # 2%: a plain 20-example draw misses them 2 times in 3
+    examples += [LabelExample(e.text, "Does it name an animal?", bool(e.spans)) for e in examples[:100]]
+    settings = TrainingSettings(dev_fraction=0.1, min_dev_examples=20)
+    for seed in range(30):
+        train, dev = split_dev(examples, settings, random.Random(seed))
+        assert len(dev) == 30 and len(train) == 270
+        assert sorted(map(id, train + dev)) == sorted(map(id, examples))
+        for kind in (SpanExample, LabelExample):
+            assert any(is_positive(e) for e in dev if isinstance(e, kind)), (seed, kind)
+            assert any(is_positive(e) for e in train if isinstance(e, kind)), (seed, kind)
+        assert sum(isinstance(e, LabelExample) for e in dev) == 10  # proportional: a third of the examples
+    assert split_dev(examples, settings, random.Random(1)) == split_dev(examples, settings, random.Random(1))
+    assert split_dev(examples[:150], TrainingSettings(min_dev_examples=20), random.Random(0))[1] == []
+
+
+def test_the_epoch_kept_is_the_best_by_smoothed_dev_score(tiny_encoder_path):
+    from falconer_core.metamodel.training import smoothed_score
+
+    assert smoothed_score([0.2], 2) == 0.2 and smoothed_score([0.2, 0.6, 0.4], 2) == 0.5
+    assert smoothed_score([0.2, 0.6, 0.4], 1) == 0.4
+    model = Metamodel.from_base(str(tiny_encoder_path), seed=1)
+    summary = model.fine_tune(_toy_examples(120, seed=8), epochs=6, patience=6, learning_rate=1e-3,
+                              dev_smoothing=2, calibrate_threshold=False, progress=False)
+    running = [smoothed_score(summary.dev_scores[: e + 1], 2) for e in range(len(summary.dev_scores))]
+    assert summary.best_epoch == 1 + max(range(len(running)), key=lambda e: (running[e], -e))
+    assert summary.best_dev_score == pytest.approx(max(running), abs=1e-5)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from falconer_core.evaluation.metrics import word_f1
 from falconer_core.execution.interpreter import LabelOutcome, OutputRecord
 from falconer_core.plan import Plan, Step
@@ -35,8 +33,7 @@ class ScoredProxy:
 
     def get_span(self, texts: Sequence[str], instruction: Instructions) -> list[list[Span]]:
         # decoding pulls in torch; the workers that call this have it loaded, flows must not
-        from falconer_core.metamodel.decoding import spans_from_word_probs
-        from falconer_core.metamodel.prompt import B, I
+        from falconer_core.metamodel.decoding import span_confidence, spans_from_word_probs
 
         texts, instructions = list(texts), per_text_instructions(texts, instruction)
         threshold = self.model.span_threshold
@@ -45,9 +42,7 @@ class ScoredProxy:
             self.span_confidence[(text, asked)] = 1.0  # empty texts: nothing to find, surely
         for item, (encoded, probs) in self.model.span_word_probs(texts, instruction).items():
             results[item] = spans_from_word_probs(texts[item], encoded, probs, threshold)
-            inside = probs[:, B] + probs[:, I]
-            decided = np.where(inside >= threshold, inside, 1.0 - inside)
-            self.span_confidence[(texts[item], instructions[item])] = float(decided.min()) if len(decided) else 1.0
+            self.span_confidence[(texts[item], instructions[item])] = span_confidence(probs, threshold)
         return results
 
 

@@ -8,14 +8,17 @@ checkpoint is never trained twice.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.annotators.annotation import AnnotationSet
+from falconer_core.corpus import CorpusSnapshot
 from falconer_core.finetune.examples import flatten, step_examples
 from falconer_core.finetune.split import HoldoutSettings, split_ids
+from falconer_core.finetune.unlabeled import unannotated_texts
 from falconer_core.hashing import content_hash
 from falconer_core.metamodel import TrainingSettings
 from falconer_core.metamodel.source import ModelSource, open_metamodel
@@ -37,6 +40,7 @@ class Checkpoint(BaseModel):
     train_ids: list[str]
     heldout_ids: list[str]
     n_examples: int = Field(description="Training examples over all steps.")
+    n_unlabeled: int = Field(0, description="Unannotated corpus texts given to self-training (0: none).")
     training: dict = Field(description="The training settings used.")
     summary: dict = Field(description="What the fine-tune did (the metamodel's `TrainingSummary`).")
 
@@ -47,13 +51,18 @@ class Checkpoint(BaseModel):
 
 
 def fine_tune_key(
-    annotation_set_hash: str, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings
+    annotation_set_hash: str, start: ModelSource, training: TrainingSettings, holdout: HoldoutSettings,
+    corpus_id: str | None = None, heldout_from: Sequence[str] | None = None,
 ) -> str:
     """What determines the weights: the annotations, the starting weights and the settings
-    (the progress bar does not)."""
-    return content_hash(
-        annotation_set_hash, start.identity, training.model_dump(exclude={"progress"}), holdout.model_dump()
-    )
+    (the progress bar does not), the corpus when its unannotated texts are used, and the texts
+    the held-out ones are drawn from when that is not all of them."""
+    parts = [annotation_set_hash, start.identity, training.model_dump(exclude={"progress"}), holdout.model_dump()]
+    if corpus_id is not None and training.unlabeled:
+        parts.append(corpus_id)
+    if heldout_from is not None:
+        parts.append(sorted(str(i) for i in heldout_from))
+    return content_hash(*parts)
 
 
 def fine_tune_checkpoint(
@@ -62,13 +71,24 @@ def fine_tune_checkpoint(
     training: TrainingSettings,
     holdout: HoldoutSettings,
     checkpoints_dir: str | Path,
+    corpus: CorpusSnapshot | None = None,
+    heldout_from: Sequence[str] | None = None,
 ) -> Checkpoint:
-    """Train from `start` on the training side of the split and save under `checkpoints_dir`."""
-    key = fine_tune_key(annotations.hash, start, training, holdout)
-    train_ids, heldout_ids = split_ids(annotations.ids, holdout)
+    """Train from `start` on the training side of the split and save under `checkpoints_dir`;
+    with `corpus` (and `training.unlabeled`), also learn from its unannotated texts. With
+    `heldout_from` (the randomly drawn first round of an active sample), held-out texts come
+    only from those, and every other annotated text trains."""
+    key = fine_tune_key(annotations.hash, start, training, holdout, corpus.corpus_id if corpus else None, heldout_from)
+    train_ids, heldout_ids = split_ids(annotations.ids if heldout_from is None else list(heldout_from), holdout)
+    if heldout_from is not None:
+        held = set(heldout_ids)
+        train_ids = [i for i in annotations.ids if i not in held]
     examples = flatten(step_examples(annotations, train_ids))
+    unlabeled = None
+    if corpus is not None and training.unlabeled:
+        unlabeled = unannotated_texts(corpus, annotations.ids, training.max_unlabeled, training.seed) or None
     model = open_metamodel(start, fresh=True)
-    summary = model.fine_tune(examples, training)
+    summary = model.fine_tune(examples, training, unlabeled_texts=unlabeled)
     folder = Path(checkpoints_dir) / key
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -79,7 +99,7 @@ def fine_tune_checkpoint(
         path=str(folder), key=key, base_model=start.base_model, parent=start.version,
         plan_hash=annotations.plan.hash, annotation_set_hash=annotations.hash,
         annotator=annotations.annotator, n_annotations=annotations.size, train_ids=train_ids,
-        heldout_ids=heldout_ids, n_examples=len(examples), training=training.model_dump(),
+        heldout_ids=heldout_ids, n_examples=len(examples), n_unlabeled=len(unlabeled or ()), training=training.model_dump(),
         summary=asdict(summary),
     )
 

@@ -258,16 +258,27 @@ class Metamodel:
         return [self.model] + ([self.shape_embedding] if self.shape_embedding is not None else [])
 
     # ------------------------------------------------------------------ training
-    def fine_tune(self, examples: Sequence[Example], settings=None, **overrides):
+    def fine_tune(
+        self, examples: Sequence[Example], settings=None, *, unlabeled_texts: Sequence[str] | None = None, **overrides
+    ):
         """Fine-tune on label and span examples (mixed) with a dev split and early stopping;
-        calling it on a loaded checkpoint continues from it (continual re-tuning). Training runs in
-        fp32 (a bf16 model trains its fp32 weights); an int8 model cannot be trained."""
+        calling it on a loaded checkpoint continues from it (continual re-tuning). With
+        `unlabeled_texts` (and `settings.unlabeled`), self-training follows (`selftraining.py`).
+        Training runs in fp32 (a bf16 model trains its fp32 weights); an int8 model cannot be trained."""
         self._require_full_weights("fine-tune it")
         if settings is None:
             settings = TrainingSettings(**overrides)
         elif overrides:
             settings = settings.model_copy(update=overrides)
-        summary = train(self, list(examples), settings)
+        examples = list(examples)
+        summary = train(self, examples, settings)
+        if unlabeled_texts is not None and settings.unlabeled:
+            from falconer_core.metamodel.selftraining import self_train
+
+            summary.self_training = self_train(self, examples, unlabeled_texts, settings)
+            summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)
+            if "span_threshold" in self.config:
+                summary.span_threshold = self.config["span_threshold"]
         self.config["history"].append({"settings": settings.model_dump(), **asdict(summary)})
         return summary
 

@@ -4,6 +4,7 @@ flows can take training settings as a parameter without loading the model stack.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +33,10 @@ class TrainingSettings(BaseModel):
         20, ge=1, description="Smallest dev split worth early stopping on; below it, train without one."
     )
     patience: int = Field(3, ge=1, description="Epochs without dev improvement before stopping.")
+    dev_smoothing: int = Field(
+        2, ge=1, description="Choose the epoch (and stop early) on the mean dev score of this many latest "
+        "epochs: on a dev split of a few dozen examples one epoch's score is mostly noise. 1: the raw score.",
+    )
     min_epochs: int = Field(4, ge=1, description="Epochs to run before early stopping may end training.")
     min_steps: int = Field(
         200, ge=0, description="With `epochs` unset: optimiser steps to run before early stopping may end "
@@ -45,7 +50,45 @@ class TrainingSettings(BaseModel):
     calibrate_threshold: bool = Field(
         True, description="Pick the span threshold that maximises word-level F1 on the dev split (needs one)."
     )
+    unlabeled: bool = Field(
+        True, description="Learn from unlabeled texts too (self-training, `selftraining.py`) when fine_tune is "
+        "given some; the flows give it the corpus's unannotated texts. False: the annotations only.",
+    )
+    max_unlabeled: int = Field(
+        2000, ge=0, description="Most unlabeled texts the teacher labels (a random pool drawn by `seed`); "
+        "bounds the extra time.",
+    )
+    self_training_rounds: int = Field(
+        1, ge=1, description="Rounds of pseudo-labelling and re-training; each round's model is the next teacher.",
+    )
+    pseudo_confidence: float = Field(
+        0.9, gt=0.5, le=1, description="Keep a pseudo-label only when the teacher is this sure of it (of every "
+        "word's in-or-out decision, for spans).",
+    )
+    pseudo_unit: Literal["text", "word"] = Field(
+        "text", description="What must be sure in a span pseudo-label: 'text' keeps texts whose every word is "
+        "at `pseudo_confidence`; 'word' keeps texts with at least half their words sure and ignores the others "
+        "in the loss.",
+    )
+    self_training_epochs: int = Field(
+        2, ge=1, description="Epochs per self-training round over annotations plus pseudo-labels (fixed: "
+        "the weights of the best one on dev are kept, if better than the teacher's).",
+    )
+    self_training_lr_scale: float = Field(
+        0.5, gt=0, description="Peak learning rate of a self-training round, as a share of `learning_rate` "
+        "(it continues from a trained teacher).",
+    )
     progress: bool = Field(True, description="Show a progress bar.")
+
+
+@dataclass
+class SelfTrainingSummary:
+    """What self-training did: the pool's size, each round's pseudo-labels and dev scores."""
+
+    pool: int = 0
+    rounds: list[dict] = field(default_factory=list)
+    kept_rounds: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -56,11 +99,12 @@ class TrainingSummary:
     n_dev: int
     epochs_run: int = 0
     best_epoch: int = 0
-    best_dev_score: float | None = None
+    best_dev_score: float | None = None  # smoothed over `dev_smoothing` epochs, as it was chosen
     dev_scores: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     span_threshold: float | None = None
+    self_training: SelfTrainingSummary | None = None  # when unlabeled texts were used
 
 
-__all__ = ["DEFAULT_EPOCHS", "TrainingSettings", "TrainingSummary"]
+__all__ = ["DEFAULT_EPOCHS", "SelfTrainingSummary", "TrainingSettings", "TrainingSummary"]

@@ -1,11 +1,18 @@
 """Fine-tuning the metamodel: label and span examples mixed in one run, a held-out dev split
-scored each epoch, early stopping, and the best epoch's weights kept. Deterministic per seed."""
+scored each epoch, early stopping, and the best epoch's weights kept. Deterministic per seed.
+
+Small dev splits are noisy, so two things keep them honest: the split is stratified by kind and
+by "has a positive" (a random 50-example dev set can miss the rare positives entirely, and then
+every epoch scores the same), and the epoch is chosen on dev F1 smoothed over neighbouring
+epochs (`TrainingSettings.dev_smoothing`): the argmax of raw noisy scores favours a lucky epoch,
+the argmax of a running mean favours a good stretch of training."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -21,31 +28,88 @@ log = logging.getLogger("falconer_core.metamodel")
 
 def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingSummary:
     """Run the fine-tune in place on `metamodel` and return its summary."""
-    if not examples:
-        raise ConfigError("fine_tune needs at least one example")
-    bad = [e for e in examples if not isinstance(e, (LabelExample, SpanExample))]
-    if bad:
-        raise ConfigError(f"examples must be LabelExample or SpanExample; got {type(bad[0]).__name__}")
+    check_examples(examples)
     started = time.perf_counter()
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
 
-    # 1. split: a dev set to choose the epoch, when there is enough data for one
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    n_dev = int(len(examples) * settings.dev_fraction)
-    n_dev = n_dev if n_dev >= settings.min_dev_examples and n_dev < len(examples) else 0
-    dev = [examples[i] for i in order[:n_dev]]
-    train_set = [examples[i] for i in order[n_dev:]]
+    # 1. split: a stratified dev set to choose the epoch, when there is enough data for one
+    train_set, dev = split_dev(examples, settings, rng)
     summary = TrainingSummary(n_train=len(train_set), n_dev=len(dev))
 
     # 2. encode every example into labelled windows
     windows = encode_examples(metamodel.encoder, train_set, settings.subtoken_labels)
     steps_per_epoch = -(-len(windows) // settings.batch_size)
     epochs, min_epochs = epoch_budget(settings, steps_per_epoch)
-    total = steps_per_epoch * epochs
 
-    # 3. optimiser and schedule
+    # 3. epochs, each scored on dev; keep the best (smoothed) epoch's weights
+    fit(metamodel, windows, dev, settings, Budget(epochs, min_epochs, settings.learning_rate), rng, summary)
+
+    # 4. calibrate the span threshold on dev: small samples make the tagger shy of recall
+    if settings.calibrate_threshold:
+        summary.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
+        if summary.span_threshold is not None:
+            metamodel.config["span_threshold"] = summary.span_threshold
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def check_examples(examples: list[Example]) -> None:
+    """Fail fast on what `fine_tune` cannot train on."""
+    if not examples:
+        raise ConfigError("fine_tune needs at least one example")
+    bad = [e for e in examples if not isinstance(e, (LabelExample, SpanExample))]
+    if bad:
+        raise ConfigError(f"examples must be LabelExample or SpanExample; got {type(bad[0]).__name__}")
+
+
+def is_positive(example: Example) -> bool:
+    """A label example that holds, or a span example with something to extract."""
+    return example.label if isinstance(example, LabelExample) else bool(example.spans)
+
+
+def split_dev(examples: list[Example], settings: TrainingSettings, rng: random.Random) -> tuple[list[Example], list[Example]]:
+    """(train, dev), each in input order. Dev takes `dev_fraction` of the examples (none when
+    that is under `min_dev_examples`), drawn per stratum (label or span, positive or not) in
+    proportion, with at least one from every stratum that has two examples or more: so dev has
+    positives whenever the examples do."""
+    n_dev = int(len(examples) * settings.dev_fraction)
+    if n_dev < settings.min_dev_examples or n_dev >= len(examples):
+        return list(examples), []
+    strata: dict[tuple[str, bool], list[int]] = {}
+    for i, example in enumerate(examples):
+        strata.setdefault((type(example).__name__, is_positive(example)), []).append(i)
+    keys = sorted(strata)
+    for key in keys:
+        rng.shuffle(strata[key])
+    quota = {k: n_dev * len(strata[k]) / len(examples) for k in keys}
+    take = {k: max(int(quota[k]), 1 if len(strata[k]) >= 2 else 0) for k in keys}
+    while sum(take.values()) < n_dev:  # largest shortfall first; keep a stratum in train if it can be
+        room = [k for k in keys if take[k] < len(strata[k]) - 1] or [k for k in keys if take[k] < len(strata[k])]
+        take[max(room, key=lambda k: quota[k] - take[k])] += 1
+    while sum(take.values()) > n_dev:  # the minimum of one overshot: trim the most over-served
+        over = [k for k in keys if take[k] > 1] or [k for k in keys if take[k] > 0]
+        take[max(over, key=lambda k: take[k] - quota[k])] -= 1
+    held = {i for k in keys for i in strata[k][: take[k]]}
+    return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one `fit` runs: most epochs, epochs before early stopping may stop, peak rate."""
+
+    epochs: int
+    min_epochs: int
+    learning_rate: float
+
+
+def fit(
+    metamodel, windows: list[Window], dev: list[Example], settings: TrainingSettings, budget: Budget,
+    rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
+) -> None:
+    """Train on `windows` (AdamW, linear warm-up and decay) and keep the weights of the epoch
+    with the best smoothed dev score, recording each epoch in `summary`. With `start_score`
+    (the dev score of the weights as they are), training must beat it or the weights stay."""
     from transformers import get_linear_schedule_with_warmup
 
     model = metamodel.model
@@ -55,17 +119,20 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
     if metamodel.shape_embedding is not None:
         groups.append({
             "params": list(metamodel.shape_embedding.parameters()), "weight_decay": 0.0,
-            "lr": settings.learning_rate * settings.shape_lr_scale,
+            "lr": budget.learning_rate * settings.shape_lr_scale,
         })
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    optimizer = torch.optim.AdamW(groups, lr=budget.learning_rate)
     modules = metamodel.modules()
     parameters = [p for module in modules for p in module.parameters()]
+    total = -(-len(windows) // settings.batch_size) * budget.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
-    # 4. epochs, each scored on dev; keep the best weights
+    def snapshot() -> list[dict]:
+        return [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
 
-    best_state, since_best = None, 0
-    bar = tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
+    best_state = snapshot() if start_score is not None else None
+    best, since_best, scores = start_score, 0, []
+    bar = tqdm(range(budget.epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
     for epoch in bar:
         for module in modules:
             module.train()
@@ -81,35 +148,37 @@ def train(metamodel, examples: list[Example], settings: TrainingSettings) -> Tra
             losses.append(loss.item())
         for module in modules:
             module.eval()
-        summary.epochs_run = epoch + 1
+        summary.epochs_run += 1
         summary.train_loss.append(round(sum(losses) / max(len(losses), 1), 5))
         if not dev:
-            log.info("epoch %d/%d: train loss %.4f", epoch + 1, epochs, summary.train_loss[-1])
+            log.info("epoch %d/%d: train loss %.4f", epoch + 1, budget.epochs, summary.train_loss[-1])
             continue
-        score = dev_score(metamodel, dev)
-        summary.dev_scores.append(round(score, 5))
-        log.info("epoch %d/%d: train loss %.4f, dev %.4f", epoch + 1, epochs, summary.train_loss[-1], score)
-        bar.set_postfix(loss=summary.train_loss[-1], dev=round(score, 4))
-        if summary.best_dev_score is None or score > summary.best_dev_score:
-            summary.best_dev_score, summary.best_epoch, since_best = score, epoch + 1, 0
-            best_state = [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
+        scores.append(dev_score(metamodel, dev))
+        smoothed = smoothed_score(scores, settings.dev_smoothing)
+        summary.dev_scores.append(round(scores[-1], 5))
+        log.info("epoch %d/%d: train loss %.4f, dev %.4f (smoothed %.4f)", epoch + 1, budget.epochs,
+                 summary.train_loss[-1], scores[-1], smoothed)
+        bar.set_postfix(loss=summary.train_loss[-1], dev=round(scores[-1], 4))
+        if best is None or smoothed > best:
+            best, since_best = smoothed, 0
+            summary.best_dev_score, summary.best_epoch = round(smoothed, 5), summary.epochs_run
+            best_state = snapshot()
         else:
             since_best += 1
-            if since_best >= settings.patience and epoch + 1 >= min_epochs:
+            if since_best >= settings.patience and epoch + 1 >= budget.min_epochs:
                 break
     if best_state is not None:
         for module, state in zip(modules, best_state):
             module.load_state_dict(state)
-    else:
+    elif not dev:
         summary.best_epoch = summary.epochs_run
 
-    # 5. calibrate the span threshold on dev: small samples make the tagger shy of recall
-    if settings.calibrate_threshold:
-        summary.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
-        if summary.span_threshold is not None:
-            metamodel.config["span_threshold"] = summary.span_threshold
-    summary.seconds = round(time.perf_counter() - started, 2)
-    return summary
+
+def smoothed_score(scores: list[float], window: int) -> float:
+    """Mean of the last `window` dev scores (fewer at the start): the latest epoch's score,
+    steadied by its neighbours."""
+    recent = scores[-window:]
+    return sum(recent) / len(recent)
 
 
 def epoch_budget(settings: TrainingSettings, steps_per_epoch: int) -> tuple[int, int]:
@@ -124,7 +193,8 @@ def epoch_budget(settings: TrainingSettings, steps_per_epoch: int) -> tuple[int,
 def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = True) -> list[Window]:
     """Windows with gold tags: span words get B/I/O on their first sub-token (and, with
     `subtoken_labels`, I/O on the rest); label examples tag the 'yes' or the 'no' choice B and
-    the other O. Everything else is ignored."""
+    the other O. Everything else is ignored, and so are the `ignored_words` of a
+    `PseudoSpanExample`."""
     encoded = encoder.encode_texts([e.text for e in examples])
     out: list[Window] = []
     for item, (example, text) in enumerate(zip(examples, encoded)):
@@ -136,6 +206,8 @@ def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = Tr
                 out.append(w)
         else:
             tags = word_tags(text, [(s.start, s.end) for s in example.spans])
+            for word in getattr(example, "ignored_words", ()):  # a pseudo-label's unsure words teach nothing
+                tags[word] = IGNORE
             for w in encoder.windows(item, text, "span", example.instruction):
                 w.labels = [IGNORE] * len(w.input_ids)
                 word = -1
@@ -144,7 +216,7 @@ def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = Tr
                     if text.first_token_word[t] >= 0:
                         word = text.first_token_word[t]
                         w.labels[position] = tags[word]
-                    elif subtoken_labels and word >= 0:
+                    elif subtoken_labels and word >= 0 and tags[word] != IGNORE:
                         w.labels[position] = O if tags[word] == O else I
                 out.append(w)
     return out

@@ -30,6 +30,9 @@ class IncubationResult(BaseModel):
     annotation_seconds: float
     annotation_usage: dict = Field(default_factory=dict, description="LLM calls, tokens and cost of annotating.")
     fine_tune_seconds: float
+    learning_curve: list[dict] = Field(
+        default_factory=list, description="Per annotation round: annotations so far and held-out scores with intervals.",
+    )
 
 
 class ExecutionResult(BaseModel):
