@@ -11,7 +11,7 @@ import typer
 from falconer_cli.app import app, guarded
 from falconer_cli.render import console, key_values, print_note, table
 
-_OUTPUT_COLUMNS = ("text_id", "field", "value", "start", "end", "conf", "text")
+_OUTPUT_COLUMNS = ("text_id", "field", "value", "start", "end", "conf", "source", "text")
 
 
 @app.command("outputs")
@@ -66,7 +66,7 @@ def query_outputs(db, run_id: str | None, *, field: str | None = None, limit: in
         params.append(FILTER_FIELD)
     db.texts_view()
     sql = (
-        "SELECT o.run_id, o.text_id, o.field, o.value, o.span_start, o.span_end, o.confidence, t.text "
+        "SELECT o.run_id, o.text_id, o.field, o.value, o.span_start, o.span_end, o.confidence, o.source, t.text "
         "FROM outputs o LEFT JOIN runs r ON r.run_id = o.run_id "
         "LEFT JOIN texts t ON t.corpus_id = r.corpus_id AND t.id = o.text_id "
         f"WHERE {' AND '.join(where)} "

@@ -38,6 +38,11 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Pro
 DaskAddressOpt = Annotated[Optional[str], typer.Option("--dask-address", help="An existing Dask scheduler, e.g. tcp://host:8786 (implies --runner dask).")]
 PrecisionOpt = Annotated[Optional[Literal["fp32", "int8", "bf16"]], typer.Option("--precision", help="Inference precision: fp32 (default), int8 (CPU: linear layers quantized) or bf16 (CUDA autocast).")]
 RunFolderOpt = Annotated[Optional[str], typer.Option("--run-folder", help="Where workers leave shard parts: a folder or fsspec URL all workers reach (default: FALCONER_HOME/runs).")]
+CascadeOpt = Annotated[Optional[str], typer.Option("--cascade", help="Defer to an LLM where the proxy is unsure, to a target relative to the LLM: accuracy=0.95, precision=0.9 or recall=0.9 for the label steps, optionally with span_f1=0.8 (comma-separated). Needs an LLM (OPENAI_BASE_URL/OPENAI_API_KEY, or --cascade-llm local).")]
+CascadeDeltaOpt = Annotated[float, typer.Option("--cascade-delta", min=0.0001, max=0.5, help="Allowed probability that the cascade misses its target.")]
+LLMBudgetOpt = Annotated[Optional[int], typer.Option("--llm-budget", min=0, help="Most texts the cascade's LLM may see, calibration included (default: no limit).")]
+CascadeLLMOpt = Annotated[Optional[LLMName], typer.Option("--cascade-llm", help="The cascade's LLM: openai (default) or local.")]
+AuditOpt = Annotated[int, typer.Option("--audit", min=0, help="After a cascade run, label this many fresh random texts with the LLM and report the agreement achieved.")]
 UnlabeledOpt = Annotated[bool, typer.Option("--unlabeled/--no-unlabeled", help="Also learn from the corpus's unannotated texts (self-training on a capped random draw of them); --no-unlabeled: the annotations only.")]
 PlanFileOpt = Annotated[Optional[Path], typer.Option("--plan", help="Plan file (YAML or JSON) to run instead of planning the instruction.")]
 
@@ -68,6 +73,26 @@ def execution_settings(**options: Any):
     if options.get("dask_address") and not options.get("runner"):
         options["runner"] = "dask"
     return ExecutionSettings(progress=True, **{k: v for k, v in options.items() if v is not None})
+
+
+def cascade_settings(target: str | None, *, delta: float, budget: int | None, llm: str | None, llm_model: str | None,
+                     audit: int):
+    """Cascade settings from CLI options (None without --cascade); checks an LLM is configured."""
+    if target is None:
+        if budget is not None or audit:
+            from falconer_core.errors import ConfigError
+
+            raise ConfigError("--llm-budget and --audit belong to a cascade: add --cascade, e.g. --cascade accuracy=0.95")
+        return None
+    from falconer_core.annotators.choice import AnnotatorChoice
+    from falconer_core.cascade import CascadeSettings
+
+    settings = CascadeSettings(
+        target=target, delta=delta, llm_budget=budget, audit_size=audit,
+        llm=AnnotatorChoice(name=llm or "openai", model=llm_model),
+    )
+    settings.check_llm()
+    return settings
 
 
 def _check_plan(path: Path | None):
@@ -146,6 +171,10 @@ def mine(
     workers: WorkersOpt = None,
     dask_address: DaskAddressOpt = None,
     run_folder: RunFolderOpt = None,
+    cascade: CascadeOpt = None,
+    cascade_delta: CascadeDeltaOpt = 0.05,
+    llm_budget: LLMBudgetOpt = None,
+    audit: AuditOpt = 0,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Mine a corpus end to end: plan, sample, annotate, fine-tune, evaluate, register, execute."""
@@ -153,14 +182,16 @@ def mine(
         from falconer_core.errors import ConfigError
 
         raise ConfigError("give an INSTRUCTION to plan, or a plan file with --plan")
+    # the cascade defers to the LLM named with --llm, else an endpoint: never silently to SmolLM2
+    cascading = cascade_settings(cascade, delta=cascade_delta, budget=llm_budget, llm=llm, llm_model=llm_model,
+                                 audit=audit)
     llm = _default_llm(llm)
     run_mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
         epochs=epochs, unlabeled=unlabeled, rounds=rounds, shard_size=shard_size, records=records, runner=runner,
-        workers=workers,
-        dask_address=dask_address, run_folder=run_folder,
+        workers=workers, dask_address=dask_address, run_folder=run_folder, cascade=cascading,
     )
 
 
@@ -187,6 +218,7 @@ def run_mine(
     workers: int | None,
     dask_address: str | None,
     run_folder: str | None,
+    cascade: Any = None,
 ) -> None:
     """Check the inputs, run the `mine` flow, print records, scores and where to look."""
     snapshot, source = _check_corpus(corpus, text_column, id_column)
@@ -212,6 +244,7 @@ def run_mine(
         "active": ActiveSettings(rounds=rounds),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
+        "cascade": cascade,
     }
     if chosen is not None:
         print_plan(chosen.render(), title=f"plan from {plan_file}")
@@ -280,20 +313,31 @@ def execute(
     run_folder: RunFolderOpt = None,
     precision: PrecisionOpt = None,
     no_reuse: Annotated[bool, typer.Option("--no-reuse", help="Execute every shard, even those another run already did on the same texts.")] = False,
+    cascade: CascadeOpt = None,
+    cascade_delta: CascadeDeltaOpt = 0.05,
+    llm_budget: LLMBudgetOpt = None,
+    cascade_llm: CascadeLLMOpt = None,
+    llm_model: LLMModelOpt = None,
+    audit: AuditOpt = 0,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
 ) -> None:
     """Run a registered metamodel over a whole corpus; outputs go to the DuckDB store."""
+    cascading = cascade_settings(cascade, delta=cascade_delta, budget=llm_budget, llm=cascade_llm,
+                                 llm_model=llm_model, audit=audit)
     snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
     execution = execution_settings(shard_size=shard_size, batch_size=batch_size, run_id=run_id, runner=runner,
                                    workers=workers, dask_address=dask_address, run_folder=run_folder,
                                    precision=precision, reuse=False if no_reuse else None)
-    print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}")
+    note = f" (cascade to {cascading.llm.identity()}: {cascade}, delta {cascade_delta})" if cascading else ""
+    print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}{note}")
 
     from flows import execute as execute_flow
 
-    result, flow_run_id = _run_flow(execute_flow, model=model, corpus=source, plan=chosen, execution=execution)
+    result, flow_run_id = _run_flow(
+        execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading
+    )
     from falconer_cli.results import print_execution_result
 
     print_execution_result(result, flow_run_id, records=records)

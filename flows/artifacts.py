@@ -91,3 +91,28 @@ def publish_costs(rows: Sequence[CostRow]) -> None:
         _clean(artifacts.costs_table(rows)), key="cost-comparison",
         description="Annotator on the whole corpus vs Falconer (sample + fine-tune + metamodel)",
     )
+
+
+def publish_cascade(report: dict[str, Any], run_id: str) -> None:
+    """A cascade run's thresholds and what it routed (and its audit, when there was one)."""
+    rows = [
+        {
+            "step": t["step"], "metric": t["metric"], "target": t["target"], "keep proxy when": (
+                f"P(true) <= {t['lower']:.4f} or >= {t['upper']:.4f}" if t["op"] == "label" else f"confidence >= {t['upper']:.4f}"
+            ), "certified": t["certified"], "calibration texts": t["n"], "band share": t["band_share"],
+        }
+        for t in report.get("thresholds", [])
+    ]
+    usage = report.get("llm_usage", {})
+    description = (
+        f"Cascade run {run_id}: {report.get('llm_texts', 0)} texts answered by the LLM and "
+        f"{report.get('calibration_texts', 0)} calibration texts; {report.get('over_budget', 0)} band texts kept the "
+        f"proxy's answer for lack of budget; LLM tokens {usage.get('total_tokens', 0)}, cost ${usage.get('cost_usd', 0):.4f}"
+    )
+    audit = report.get("audit")
+    if audit:
+        description += (
+            f". Audit on {audit['n_texts']} fresh texts: agreement {audit['agreement']:.3f} "
+            f"[{audit['low']:.3f}, {audit['high']:.3f}]"
+        )
+    create_table_artifact(_clean(rows), key="cascade", description=_clean(description))

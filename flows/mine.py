@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
+from falconer_core.cascade import CascadeSettings
 from falconer_core.corpus import CorpusSource
 from falconer_core.execution import ExecutionSettings
 from falconer_core.finetune import HoldoutSettings
@@ -38,9 +39,12 @@ def mine(
     active: ActiveSettings = p.active(),
     execution: ExecutionSettings = p.execution(),
     gate: dict[str, float] = p.gate(),
+    cascade: CascadeSettings | None = p.cascade(),
 ) -> MineResult:
     """Mine `corpus` for `instruction` (or run the given `plan`) end to end; the new version
     executes whether or not it passed the gate, which only decides who is champion."""
+    if cascade is not None:
+        cascade.check_llm()  # before hours of annotation and fine-tuning, not after
     grown = incubate(
         corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
         base_model=base_model, parent=parent, model_name=model_name, sampling=sampling, training=training,
@@ -48,7 +52,7 @@ def mine(
     )
     if not grown.champion:
         get_run_logger().warning("%s did not pass the gate (%s); mining with it anyway", grown.model_version, grown.promotion)
-    executed = execute(model=grown.model_version, corpus=corpus, plan=grown.plan, execution=execution)
+    executed = execute(model=grown.model_version, corpus=corpus, plan=grown.plan, execution=execution, cascade=cascade)
     costs = mining_costs(grown, executed)
     publish_costs(costs)
     return MineResult(incubation=grown, execution=executed, costs=costs)

@@ -92,3 +92,10 @@ def gate() -> Any:
         description="Absolute floor: metric -> minimum (e.g. mean_f1) for the new version to become its task's champion "
         "(it must also not be worse than the task's champion beyond the noise on the same held-out texts).",
     )
+
+
+def cascade() -> Any:
+    return Field(
+        None, description="Cascade with the LLM to a quality target, e.g. {'target': {'accuracy': 0.95}, 'llm_budget': 2000}: "
+        "the proxy keeps the answers it is sure of, the LLM answers the rest (default: the proxy alone).",
+    )

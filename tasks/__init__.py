@@ -9,6 +9,7 @@ import logging
 
 from tasks.active import grow_sample
 from tasks.annotation import annotate
+from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard
@@ -24,6 +25,8 @@ logging.getLogger("falconer_core").setLevel(logging.INFO)
 
 __all__ = [
     "annotate",
+    "audit",
+    "calibrate",
     "commit_shard",
     "evaluate",
     "execute_shard",
@@ -35,6 +38,7 @@ __all__ = [
     "fine_tune",
     "load_plan",
     "make_plan",
+    "record_cascade",
     "register",
     "sample",
     "snapshot",

@@ -423,8 +423,15 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
             "INSERT INTO runs VALUES ('old', 'execute', NULL, NULL, NULL, 'completed', now(), now(), NULL);"
             "CREATE TABLE run_shards (run_id VARCHAR NOT NULL, shard INTEGER NOT NULL, n_rows BIGINT NOT NULL, "
             "completed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (run_id, shard));"
+            "CREATE TABLE outputs (run_id VARCHAR NOT NULL, shard INTEGER NOT NULL, text_id VARCHAR NOT NULL, "
+            "field VARCHAR NOT NULL, value VARCHAR, span_start INTEGER, span_end INTEGER, confidence DOUBLE, "
+            "model_version VARCHAR, plan_hash VARCHAR, step VARCHAR, created_at TIMESTAMPTZ NOT NULL);"
+            "INSERT INTO outputs VALUES ('old', 0, 't1', '_filter', 'true', NULL, NULL, NULL, NULL, NULL, NULL, now());"
         )
     with Store(path) as store:
         assert store.run("old")["status"] == "completed" and store.run("old")["heartbeat_at"] is None
-        assert store.query("SELECT value FROM falconer_meta WHERE key = 'schema_version'")["value"].tolist() == ["2"]
+        assert store.query("SELECT value FROM falconer_meta WHERE key = 'schema_version'")["value"].tolist() == ["3"]
         assert "work_key" in store.query("SELECT * FROM run_shards LIMIT 0").columns
+        old = store.outputs("old")  # rows from before cascades read back, with no source or band
+        assert len(old) == 1 and old["source"].isna().all() and old["in_band"].isna().all()
+        assert store.run("old")["report"] is None

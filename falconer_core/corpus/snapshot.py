@@ -67,6 +67,23 @@ class CorpusSnapshot(BaseModel):
             return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
         return pa.concat_tables(tables).to_pandas()
 
+    def rows_at(self, positions: Sequence[int]) -> pd.DataFrame:
+        """The id and text of the rows at these corpus positions, in that order (a random
+        sample read without loading the corpus)."""
+        import duckdb
+
+        wanted = pd.DataFrame({"wanted_row": [int(p) for p in positions], "wanted_pos": range(len(positions))})
+        with duckdb.connect() as con:
+            con.register("wanted", wanted)
+            frame = con.execute(
+                f"SELECT s.{ID}, s.{TEXT} FROM read_parquet(?) s JOIN wanted w ON s.{ROW} = w.wanted_row "
+                "ORDER BY w.wanted_pos",
+                [self.path],
+            ).df()
+        if len(frame) != len(wanted):
+            raise CorpusError(f"positions outside corpus {self.corpus_id} of {self.n_texts} texts were asked for")
+        return frame
+
     def rows_by_id(self, ids: Sequence[str]) -> pd.DataFrame:
         """The rows of `ids`, in that order, with every column (gold labels included)."""
         import duckdb

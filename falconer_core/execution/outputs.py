@@ -21,31 +21,39 @@ from falconer_core.plan import Plan
 FILTER_FIELD = "_filter"
 OUTPUT_ROW_COLUMNS = (
     "text_id", "field", "value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step",
+    "source", "in_band",
 )
 
 
-def output_rows(records: Sequence[OutputRecord], plan: Plan, model_version: str) -> pd.DataFrame:
+def output_rows(
+    records: Sequence[OutputRecord], plan: Plan, model_version: str, *,
+    sources: Sequence[str] | None = None, in_band: Sequence[bool] | None = None,
+) -> pd.DataFrame:
     """Rows for `Store.write_outputs` from records of every text (`include_failed=True`).
 
     Label fields give "true"/"false"; span fields one row per span (a row with no value and no
     offsets when the text has none); per-span fields one row per answer, named
     `step@start-end` in the `step` column, with the offsets of the span they are about (label
-    answers) or of the span they extracted (span answers).
+    answers) or of the span they extracted (span answers). `sources` says per record who
+    answered it ('proxy' by default, 'llm' in a cascade) and `in_band` whether a cascade found
+    it inside a step's uncertain band (null outside cascades).
     """
     outputs = plan.outputs or []
     if any(o.name == FILTER_FIELD for o in outputs):
         raise PlanError(f"output field name {FILTER_FIELD!r} is reserved; rename that output")
     filter_name = "filter" if plan.filter is not None else None
     rows: list[dict[str, Any]] = []
-    for record in records:
+    for k, record in enumerate(records):
         text_id = str(record.id)
-        rows.append({"text_id": text_id, "field": FILTER_FIELD, "value": record.passed, "step": filter_name})
-        if not record.passed:
-            continue
-        for output in outputs:
-            rows += _field_rows(text_id, output.name, output.step, record)
+        mark = {"source": sources[k] if sources is not None else "proxy", "in_band": in_band[k] if in_band is not None else None}
+        mine = [{"text_id": text_id, "field": FILTER_FIELD, "value": record.passed, "step": filter_name}]
+        if record.passed:
+            for output in outputs:
+                mine += _field_rows(text_id, output.name, output.step, record)
+        rows += [{**row, **mark} for row in mine]
     frame = pd.DataFrame(rows, columns=list(OUTPUT_ROW_COLUMNS))
     frame[["span_start", "span_end"]] = frame[["span_start", "span_end"]].astype("Int64")
+    frame["in_band"] = frame["in_band"].astype("boolean")
     frame["model_version"] = model_version
     frame["plan_hash"] = plan.hash
     return frame

@@ -20,7 +20,8 @@ from falconer_core.store.schemas import normalise_outputs
 PART_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("shard", pa.int64()), ("text_id", pa.string()), ("field", pa.string()),
     ("value", pa.string()), ("span_start", pa.int64()), ("span_end", pa.int64()), ("confidence", pa.float64()),
-    ("model_version", pa.string()), ("plan_hash", pa.string()), ("step", pa.string()),
+    ("model_version", pa.string()), ("plan_hash", pa.string()), ("step", pa.string()), ("source", pa.string()),
+    ("in_band", pa.bool_()),
 ])
 
 

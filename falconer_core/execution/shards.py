@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,14 +54,30 @@ class ShardResult(BaseModel):
     seconds: float = Field(description="Metamodel time for the shard.")
     pid: int = Field(description="The worker process that ran it.")
     model_loads: int = Field(description="Times that process has loaded this model (1: loaded once, then reused).")
+    cascade: dict[str, Any] | None = Field(
+        None, description="A cascade shard's band_texts, llm_texts, over_budget and llm_usage (None: proxy only)."
+    )
+
+
+class Cascade(Protocol):
+    """What `execute_shard` asks of a cascade (`falconer_core.cascade.ShardCascade`): wrap the
+    proxy so it keeps its confidences, then route the shard's records."""
+
+    def wrap(self, runner: Any) -> Any: ...
+
+    def route(self, plan: Plan, ids: list[str], texts: list[str], records: list, proxy: Any) -> Any: ...
 
 
 def execution_run_id(
-    model_version: str, plan: Plan, corpus_id: str, shard_size: int, precision: Precision = DEFAULT_PRECISION
+    model_version: str, plan: Plan, corpus_id: str, shard_size: int, precision: Precision = DEFAULT_PRECISION,
+    cascade: dict[str, Any] | None = None,
 ) -> str:
     """A stable id for 'this model runs this plan over this corpus in these shards' (at this
-    precision: int8 rows differ a little from fp32 ones, so they are another run)."""
+    precision: int8 rows differ a little from fp32 ones, so they are another run; with this
+    cascade's settings: a cascade run is never the proxy-only run)."""
     parts = (model_version, plan.hash, corpus_id, shard_size) + (() if precision == DEFAULT_PRECISION else (precision,))
+    if cascade is not None:
+        return "cascade-" + content_hash(*parts, cascade)
     return "exec-" + content_hash(*parts)
 
 
@@ -79,11 +96,13 @@ def pending_shards(n_texts: int, shard_size: int, completed: set[int] | list[int
 
 
 def work_keys(
-    model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int, precision: Precision = DEFAULT_PRECISION
+    model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int, precision: Precision = DEFAULT_PRECISION,
+    cascade: Any = None,
 ) -> dict[int, str]:
     """The key of each shard's work: the same model, plan and precision on the same ids and texts
-    give the same rows, whichever corpus version or run they come from."""
-    extra = () if precision == DEFAULT_PRECISION else (precision,)
+    give the same rows, whichever corpus version or run they come from (with a cascade: the
+    same thresholds, LLM and allowance too)."""
+    extra = (() if precision == DEFAULT_PRECISION else (precision,)) + (() if cascade is None else (cascade,))
     return {
         index: content_hash("shard-work", model_version, plan.hash, digest, *extra)
         for index, digest in enumerate(corpus.shard_digests(shard_size))
@@ -105,20 +124,31 @@ def use_threads(threads: int | None) -> None:
 def execute_shard(
     model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: Shard, *, model_version: str, run_id: str,
     run_folder: str, batch_size: int | None = None, threads: int | None = None, precision: Precision = DEFAULT_PRECISION,
+    cascade: Cascade | None = None,
 ) -> ShardResult:
-    """Run `plan` with the metamodel on one shard's rows of the snapshot and write its part."""
+    """Run `plan` with the metamodel on one shard's rows of the snapshot and write its part;
+    with a `cascade`, the texts the proxy is unsure of are answered by the LLM instead."""
     use_threads(threads)
     part = corpus.read_rows(shard.start, shard.end)
+    ids, texts = part["id"].astype(str).tolist(), part["text"].tolist()
     runner = open_metamodel(model, precision=precision)
     runner.batch_size = batch_size or inference_batch_size(runner.device.type)
+    proxy = cascade.wrap(runner) if cascade is not None else runner
     started = time.perf_counter()
-    records = execute_plan(plan, part["text"].tolist(), runner, part["id"].astype(str).tolist(), include_failed=True)
+    records = execute_plan(plan, texts, proxy, ids, include_failed=True)
     seconds = time.perf_counter() - started
-    rows = output_rows(records, plan, model_version)
+    counts = None
+    if cascade is None:
+        rows = output_rows(records, plan, model_version)
+    else:
+        routed = cascade.route(plan, ids, texts, records, proxy)
+        records = routed.records
+        rows = output_rows(records, plan, model_version, sources=routed.sources, in_band=routed.in_band)
+        counts = {**routed.counts(), "llm_usage": routed.usage}
     url = write_part(rows, run_folder, run_id, shard.index)
     return ShardResult(
         shard=shard, part=url, n_rows=len(rows), n_texts=len(part), n_passed=sum(r.passed for r in records),
-        seconds=round(seconds, 4), pid=os.getpid(), model_loads=LOADS[model.identity],
+        seconds=round(seconds, 4), pid=os.getpid(), model_loads=LOADS[model.identity], cascade=counts,
     )
 
 

@@ -65,13 +65,15 @@ def spans_from_word_probs(
     return spans
 
 
-def span_confidence(word_probs: np.ndarray) -> float:
+def span_confidence(word_probs: np.ndarray, threshold: float = 0.5) -> float:
     """How sure a text's tagging is: the least sure word's P(inside) or P(outside), whichever
-    it was decided as (1.0 for a text without words)."""
+    it was decided as at `threshold` (1.0 for a text without words). A shaky kept span and a
+    dropped word that nearly made it both lower it; cascades route on it, self-training and
+    active sampling rank by it."""
     if len(word_probs) == 0:
         return 1.0
     inside = word_probs[:, B] + word_probs[:, I]
-    return float(np.min(np.maximum(inside, 1.0 - inside)))
+    return float(np.min(np.where(inside >= threshold, inside, 1.0 - inside)))
 
 
 def label_from_choice_probs(choice_probs: list[np.ndarray]) -> LabelResult:

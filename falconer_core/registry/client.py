@@ -225,6 +225,30 @@ class Registry:
         self.client.set_tag(run_id, T.MODEL_VERSION, str(version))
         return version
 
+    def log_cascade_audit(
+        self, model_ref: str | ModelVersionRef, execution_run: str, metrics: Mapping[str, float],
+        params: Mapping[str, Any],
+    ) -> str:
+        """One MLflow run per audited cascade run, tagged with the model version it executed, so
+        the registry shows what agreement a checkpoint delivered; returns the MLflow run id."""
+        mv = self._model_version(model_ref)
+        secrets = redaction.env_secrets()
+        clean = {_mlflow_key(k): v for k, v in redaction.clean_strings(redaction.flatten(params), secrets.values()).items()}
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{mv.name}-cascade-audit",
+            tags={T.MODEL_VERSION: str(_ref(mv)), "falconer.execution_run": execution_run},
+        )
+        now = int(time.time() * 1000)
+        from mlflow.entities import Metric, Param
+
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(_mlflow_key(k), float(v), now, 0) for k, v in _numbers(metrics, "metrics").items()],
+            params=[Param(k, str(v)[:6000]) for k, v in clean.items()],
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
     def _log_run(self, run_id, params, metrics, summary, plan, folder, annotations_path, secrets) -> None:
         from mlflow.entities import Metric, Param
 

@@ -3,6 +3,8 @@ can print or act on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from falconer_core.evaluation.scoring import Evaluation
@@ -51,6 +53,9 @@ class ExecutionResult(BaseModel):
     rows: int = Field(description="Output rows of the run in the store.")
     seconds: float = Field(description="Metamodel time spent by this flow run.")
     texts_run: int = Field(description="Texts executed by this flow run.")
+    cascade: dict[str, Any] | None = Field(
+        None, description="A cascade run's report: thresholds, texts routed to the LLM, its usage, budget and audit.",
+    )
 
 
 class MineResult(BaseModel):

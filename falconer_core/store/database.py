@@ -51,7 +51,7 @@ from falconer_core.store.schemas import (
     require_columns,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ExportFormat = Literal["csv", "parquet", "jsonl"]
 
@@ -102,6 +102,19 @@ ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS n_texts BIGINT;
 ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS seconds DOUBLE;
 """
 
+# Schema version 3: cascades. Each output row says who answered its text (`source`: proxy or
+# llm; null on rows written before) and whether the text was inside a step's uncertain band;
+# shards count what they sent to the LLM; a run keeps a report (thresholds, budget, audit).
+_MIGRATE_3 = """
+ALTER TABLE outputs ADD COLUMN IF NOT EXISTS source VARCHAR;
+ALTER TABLE outputs ADD COLUMN IF NOT EXISTS in_band BOOLEAN;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS band_texts BIGINT;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS llm_texts BIGINT;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS over_budget BIGINT;
+ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS llm_usage JSON;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS report JSON;
+"""
+
 _NULLABLE_TYPES = {
     pyarrow.int32(): pd.Int64Dtype(),
     pyarrow.int64(): pd.Int64Dtype(),
@@ -147,6 +160,7 @@ class Store(RunRecords):
                 f"Falconer understands ({SCHEMA_VERSION}); upgrade Falconer"
             )
         self._exec(_MIGRATE_2)
+        self._exec(_MIGRATE_3)
         if int(found[0]) < SCHEMA_VERSION:
             self._exec("UPDATE falconer_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
@@ -422,10 +436,11 @@ class Store(RunRecords):
 
     def commit_part(
         self, run_id: str, shard: int, part: pa_lib.Table, *, work_key: str | None = None,
-        n_texts: int | None = None, seconds: float | None = None,
+        n_texts: int | None = None, seconds: float | None = None, cascade: Mapping[str, Any] | None = None,
     ) -> int:
         """Commit one shard's rows (an Arrow table read from the worker's Parquet part) and mark
-        the shard complete, in one transaction; safe to repeat. Returns the row count."""
+        the shard complete, in one transaction; safe to repeat. Returns the row count.
+        `cascade` holds a cascade shard's band_texts, llm_texts, over_budget and llm_usage."""
         shard = _shard_number(shard)
         missing = [c for c in OUTPUT_COLUMNS if c not in ("run_id", "shard", "created_at") and c not in part.column_names]
         if missing:
@@ -433,6 +448,7 @@ class Store(RunRecords):
         if len(part) and set(part.column("run_id").to_pylist()) - {run_id}:
             raise StoreError(f"part of shard {shard} belongs to another run than {run_id}")
         columns = [c for c in OUTPUT_COLUMNS if c not in ("run_id", "shard", "created_at")]
+        extra = dict(cascade or {})
 
         def work() -> None:
             self._exec("DELETE FROM outputs WHERE run_id = ? AND shard = ?", [run_id, shard])
@@ -445,9 +461,11 @@ class Store(RunRecords):
             finally:
                 self._con.unregister("_part")
             self._exec(
-                "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run_id, shard, len(part), _now(), work_key, n_texts, seconds],
+                "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds, "
+                "band_texts, llm_texts, over_budget, llm_usage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, shard, len(part), _now(), work_key, n_texts, seconds, extra.get("band_texts"),
+                 extra.get("llm_texts"), extra.get("over_budget"),
+                 json.dumps(extra["llm_usage"], default=str) if "llm_usage" in extra else None],
             )
             self._exec("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
 
@@ -469,14 +487,15 @@ class Store(RunRecords):
             self._con.register("_wanted", wanted)
             try:
                 found = self._exec(
-                    "SELECT w.shard, rs.run_id, rs.shard, rs.n_texts, rs.seconds FROM _wanted w "
+                    "SELECT w.shard, rs.run_id, rs.shard, rs.n_texts, rs.band_texts, rs.llm_texts, rs.over_budget "
+                    "FROM _wanted w "
                     "JOIN run_shards rs ON rs.work_key = w.work_key AND rs.run_id <> ? "
                     "QUALIFY row_number() OVER (PARTITION BY w.shard ORDER BY rs.completed_at) = 1",
                     [run_id],
                 )
             finally:
                 self._con.unregister("_wanted")
-            for shard, source_run, source_shard, n_texts, _seconds in found:
+            for shard, source_run, source_shard, n_texts, *cascade in found:
                 self._exec(
                     f"INSERT INTO outputs ({_quoted(OUTPUT_COLUMNS)}) SELECT ?, ?, "
                     f"{_quoted(c for c in OUTPUT_COLUMNS if c not in ('run_id', 'shard', 'created_at'))}, ? "
@@ -485,9 +504,9 @@ class Store(RunRecords):
                 )
                 (rows,) = self._one("SELECT count(*) FROM outputs WHERE run_id = ? AND shard = ?", [run_id, int(shard)])
                 self._exec(
-                    "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 0.0)",
-                    [run_id, int(shard), rows, _now(), work_keys[int(shard)], n_texts],
+                    "INSERT OR REPLACE INTO run_shards (run_id, shard, n_rows, completed_at, work_key, n_texts, seconds, "
+                    "band_texts, llm_texts, over_budget) VALUES (?, ?, ?, ?, ?, ?, 0.0, ?, ?, ?)",
+                    [run_id, int(shard), rows, _now(), work_keys[int(shard)], n_texts, *cascade],
                 )
                 reused.append(int(shard))
 
@@ -510,6 +529,18 @@ class Store(RunRecords):
             sql += " LIMIT ?"
             params.append(int(limit))
         return self._read(OutputsSchema, sql, params, "outputs")
+
+    def outputs_of(self, run_id: str, text_ids: Iterable[str]) -> pd.DataFrame:
+        """The stored outputs of some texts of one run (an audit's sample), ordered like `outputs`."""
+        wanted = pd.DataFrame({"text_id": [str(i) for i in text_ids]})
+        with self._lock:
+            self._con.register("_wanted_texts", wanted)
+            try:
+                where = " WHERE run_id = ? AND text_id IN (SELECT text_id FROM _wanted_texts)"
+                frame = self._fetch(self._outputs_sql(where), [run_id])
+            finally:
+                self._con.unregister("_wanted_texts")
+        return validate_frame(OutputsSchema, frame, what=f"outputs of run {run_id}", error=StoreError)
 
     @staticmethod
     def _outputs_sql(where: str) -> str:

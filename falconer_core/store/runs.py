@@ -80,8 +80,32 @@ class RunRecords:
         if frame.empty:
             return None
         record = frame.iloc[0].to_dict()
-        record["params"] = json.loads(record["params"]) if isinstance(record["params"], str) else None
+        for key in ("params", "report"):
+            record[key] = json.loads(record[key]) if isinstance(record[key], str) else None
         return {k: (None if is_missing(v) else v) for k, v in record.items()}
+
+    def update_run_report(self, run_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge `report` (what a run found: a cascade's thresholds, budget use, audit) into the
+        run's report; returns the whole report. Like params, it must hold no credentials."""
+        merged = {**((self.run(run_id) or {}).get("report") or {}), **check_no_secrets(report)}
+        with self._lock:
+            self._exec("UPDATE runs SET report = ? WHERE run_id = ?", [json.dumps(merged, sort_keys=True, default=str), run_id])
+        return merged
+
+    def cascade_counts(self, run_id: str) -> dict[str, Any]:
+        """A cascade run's totals over its committed shards: texts in a band, answered by the
+        LLM, left to the proxy by the budget, and the LLM's calls, tokens and cost."""
+        with self._lock:
+            frame = self._fetch(
+                "SELECT band_texts, llm_texts, over_budget, llm_usage FROM run_shards WHERE run_id = ?", [run_id]
+            )
+        totals: dict[str, Any] = {k: int(frame[k].fillna(0).sum()) for k in ("band_texts", "llm_texts", "over_budget")}
+        usage: dict[str, float] = {}
+        for raw in frame["llm_usage"].dropna():
+            for key, value in json.loads(raw).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    usage[key] = usage.get(key, 0) + value
+        return {**totals, "llm_usage": usage}
 
     def runs(self, kind: str | None = None) -> pd.DataFrame:
         """All runs (optionally of one kind), newest first."""

@@ -48,6 +48,8 @@ OutputsSchema = pa.DataFrameSchema(
         "model_version": _STR,
         "plan_hash": _STR,
         "step": _STR,
+        "source": pa.Column(str, pa.Check.isin(["proxy", "llm"]), nullable=True, coerce=True),
+        "in_band": pa.Column("boolean", nullable=True, coerce=True),
         "created_at": pa.Column(_UTC, nullable=False, coerce=True),
     },
     checks=[_span_ok("span_start", "span_end")],
@@ -110,6 +112,7 @@ RunsSchema = pa.DataFrameSchema(
         "n_shards": _INT,
         "n_texts": _INT,
         "heartbeat_at": pa.Column(_UTC, nullable=True, coerce=True),
+        "report": _STR,
     },
     strict=True,
     ordered=True,
@@ -146,7 +149,9 @@ OUTPUT_COLUMNS: tuple[str, ...] = tuple(OutputsSchema.columns)
 ANNOTATION_COLUMNS: tuple[str, ...] = tuple(AnnotationsSchema.columns)
 
 
-_OUTPUT_OPTIONAL = ("value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step")
+_OUTPUT_OPTIONAL = (
+    "value", "span_start", "span_end", "confidence", "model_version", "plan_hash", "step", "source", "in_band",
+)
 
 
 def normalise_outputs(
@@ -159,7 +164,7 @@ def normalise_outputs(
     require_columns(frame, ("text_id", "field"), "outputs frame")
     fill_key(frame, "run_id", run_id, what="outputs frame")
     fill_key(frame, "shard", shard, what="outputs frame")
-    defaults = {"model_version": model_version, "plan_hash": plan_hash}
+    defaults = {"model_version": model_version, "plan_hash": plan_hash, "source": "proxy"}
     for column in _OUTPUT_OPTIONAL:
         if column not in frame.columns:
             frame[column] = defaults.get(column)

@@ -58,7 +58,7 @@ def commit_shard(store_path: str | Path, run_id: str, result: ShardResult, work_
     part = read_part(result.part)
     with Store(store_path) as store:
         rows = store.commit_part(run_id, result.shard.index, part, work_key=work_key, n_texts=result.n_texts,
-                                 seconds=result.seconds)
+                                 seconds=result.seconds, cascade=result.cascade)
     remove_part(result.part)
     return rows
 
@@ -72,4 +72,20 @@ def finish_run(store_path: str | Path, run_id: str, status: str = "completed") -
         return {**record, "rows": int(rows), "shards": len(store.completed_shards(run_id))}
 
 
-__all__ = ["commit_shard", "finish_run", "record_annotations", "record_corpus", "start_run"]
+def record_run_report(store_path: str | Path, run_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `report` into the run's report, adding a cascade's totals over its shards."""
+    with Store(store_path) as store:
+        counts = store.cascade_counts(run_id)
+        return store.update_run_report(run_id, {**report, **counts})
+
+
+def stored_outputs(store_path: str | Path, run_id: str, text_ids: list[str]):
+    """The outputs a run stored for these texts."""
+    with Store(store_path) as store:
+        return store.outputs_of(run_id, text_ids)
+
+
+__all__ = [
+    "commit_shard", "finish_run", "record_annotations", "record_corpus", "record_run_report", "start_run",
+    "stored_outputs",
+]
