@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=2000, help="fixed random test subset (0 = all)")
     parser.add_argument("--teachers", default=None, help="keep each gold-only model here and reuse it when "
                         "there (compare self-training settings without re-training the teacher)")
+    parser.add_argument("--tag", default="", help="added to the result file's name (e.g. the variant tried)")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="any other TrainingSettings field, e.g. --set pseudo_confidence=0.95")
     args = parser.parse_args()
@@ -96,7 +97,7 @@ def main() -> None:
     train = load_split(args.dataset, "train")
     test = subset(load_split(args.dataset, "test"), args.test_size or None, seed=12345)
     rows = []
-    name = f"unlabeled-{args.dataset}-{args.size}-{args.unlabeled}"
+    name = f"unlabeled-{args.dataset}-{args.size}-{args.unlabeled}" + (f"-{args.tag}" if args.tag else "")
     for seed in args.seeds:
         rows.append(run_one(args.dataset, train, test, args.size, args.unlabeled, seed, settings, args.teachers))
         save(name, {"test_size": len(test), "settings": settings, "rows": rows})  # partial results survive

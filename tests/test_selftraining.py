@@ -56,10 +56,10 @@ def test_balance_keeps_the_surest_answers_at_the_annotations_share_of_positives(
     assert [e.text for e in balance(sure, share=1.0)] == ["t0", "t1"]
 
 
-def test_pseudo_labels_are_only_the_teachers_sure_answers(teacher):
+def test_text_level_pseudo_labels_are_only_the_teachers_sure_answers(teacher):
     gold = _toy_examples(60, seed=1)
     pool = _unlabeled(80)
-    loose, loose_stats = pseudo_label(teacher, pool, gold, threshold=0.5 + 1e-9)
+    loose, loose_stats = pseudo_label(teacher, pool, gold, threshold=0.5 + 1e-9, unit="text")
     confidences = []
     for e in loose:
         if isinstance(e, SpanExample):
@@ -67,7 +67,7 @@ def test_pseudo_labels_are_only_the_teachers_sure_answers(teacher):
             inside = probs[:, B] + probs[:, I]
             confidences.append(float(np.min(np.maximum(inside, 1 - inside))))
     threshold = float(np.median(confidences))  # half the span answers are below it
-    strict, stats = pseudo_label(teacher, pool, gold, threshold=threshold)
+    strict, stats = pseudo_label(teacher, pool, gold, threshold=threshold, unit="text")
     span_stats = stats["Extract the animal."]
     assert 0 < span_stats["sure"] < loose_stats["Extract the animal."]["sure"]
     for e in strict:

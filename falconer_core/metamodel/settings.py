@@ -66,9 +66,9 @@ class TrainingSettings(BaseModel):
         "word's in-or-out decision, for spans).",
     )
     pseudo_unit: Literal["text", "word"] = Field(
-        "text", description="What must be sure in a span pseudo-label: 'text' keeps texts whose every word is "
-        "at `pseudo_confidence`; 'word' keeps texts with at least half their words sure and ignores the others "
-        "in the loss.",
+        "word", description="What must be sure in a span pseudo-label: 'word' keeps texts with at least half "
+        "their words at `pseudo_confidence` and ignores the others in the loss; 'text' keeps only texts whose "
+        "every word is (mostly easy ones: on BC2GM at 512 it gained nothing, 'word' +0.008 F1).",
     )
     self_training_epochs: int = Field(
         2, ge=1, description="Epochs per self-training round over annotations plus pseudo-labels (fixed: "
