@@ -46,3 +46,20 @@ def tweets(n: int = 150, seed: int = 0) -> pd.DataFrame:
         people = sorted({p for p in (person, other) if p in text})
         rows.append({"tweet_id": f"t{i:03d}", "text": text, "mentions_place": has_place, "people": json.dumps(people)})
     return pd.DataFrame(rows)
+
+
+def register_untrained(home, encoder_path, model_name: str) -> str:
+    """Register a tiny metamodel with an untrained head for PLAN under `home` (its rows are what
+    they are, the same everywhere, and it is unsure of nearly everything); returns its ref."""
+    from falconer_core.metamodel import Metamodel
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from falconer_core.settings import Settings
+
+    checkpoint = Metamodel.from_base(str(encoder_path)).save(home / "ckpt")
+    ref = Registry.from_settings(Settings()).log_fine_tune(
+        checkpoint, model_name=model_name, parent=None, base_model=str(encoder_path),
+        plan=Plan.from_dict(PLAN), annotation_set_hash="none", n_annotations=0, annotator="human",
+        corpus_id="none", settings={"epochs": 0}, metrics={"mean_f1": 0.0},
+    )
+    return str(ref)

@@ -26,7 +26,7 @@ from falconer_core.execution import FILTER_FIELD, ExecutionSettings
 from falconer_core.settings import Settings
 from falconer_core.store import Store
 from tests.llm_server import Annotator, ScriptedLLMServer, asked
-from tests.mining_corpus import PLAN, tweets
+from tests.mining_corpus import PLAN, register_untrained, tweets
 
 N_WORLD, N_CALIBRATION, TRIALS, DELTA = 20_000, 800, 120, 0.05
 
@@ -199,17 +199,7 @@ def home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(home, tiny_encoder_path) -> str:
     """A registered tiny metamodel with an untrained head: unsure of nearly everything."""
-    from falconer_core.metamodel import Metamodel
-    from falconer_core.plan import Plan
-    from falconer_core.registry import Registry
-
-    checkpoint = Metamodel.from_base(str(tiny_encoder_path)).save(home / "ckpt")
-    ref = Registry.from_settings(Settings()).log_fine_tune(
-        checkpoint, model_name="cascade-model", parent=None, base_model=str(tiny_encoder_path),
-        plan=Plan.from_dict(PLAN), annotation_set_hash="none", n_annotations=0, annotator="human",
-        corpus_id="none", settings={"epochs": 0}, metrics={"mean_f1": 0.0},
-    )
-    return str(ref)
+    return register_untrained(home, tiny_encoder_path, "cascade-model")
 
 
 @pytest.fixture(scope="module")

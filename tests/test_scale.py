@@ -13,10 +13,9 @@ import pytest
 from falconer_core.corpus import CorpusSource
 from falconer_core.errors import ConfigError, StoreError
 from falconer_core.execution import FILTER_FIELD, ExecutionSettings
-from falconer_core.plan import Plan
 from falconer_core.settings import Settings
 from falconer_core.store import Store
-from tests.mining_corpus import PLAN, tweets
+from tests.mining_corpus import register_untrained, tweets
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -34,16 +33,7 @@ def home(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(home, tiny_encoder_path) -> str:
     """A registered tiny metamodel (untrained head: the rows are what they are, the same everywhere)."""
-    from falconer_core.metamodel import Metamodel
-    from falconer_core.registry import Registry
-
-    checkpoint = Metamodel.from_base(str(tiny_encoder_path)).save(home / "ckpt")
-    ref = Registry.from_settings(Settings()).log_fine_tune(
-        checkpoint, model_name="scale-model", parent=None, base_model=str(tiny_encoder_path),
-        plan=Plan.from_dict(PLAN), annotation_set_hash="none", n_annotations=0, annotator="human",
-        corpus_id="none", settings={"epochs": 0}, metrics={"mean_f1": 0.0},
-    )
-    return str(ref)
+    return register_untrained(home, tiny_encoder_path, "scale-model")
 
 
 def corpus_file(home, name: str, n: int, seed: int = 0) -> CorpusSource:

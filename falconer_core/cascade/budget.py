@@ -34,11 +34,11 @@ def shard_cascades(
     """Each shard's routing: the thresholds, its share of the budget, and the LLM's records of
     the calibration texts that fall in it."""
     left = budget_left(calibration, settings)
-    known_at = dict(zip(calibration.positions, calibration.ids))
+    known_at = list(zip(calibration.positions, calibration.ids))
     plans: dict[int, ShardCascade] = {}
     for shard in shards:
         allowance = None if left is None else left * shard.end // n_texts - left * shard.start // n_texts
-        ids = [known_at[p] for p in range(shard.start, shard.end) if p in known_at]
+        ids = [i for p, i in known_at if shard.start <= p < shard.end]
         plans[shard.index] = ShardCascade(
             thresholds=calibration.thresholds, llm=settings.llm, cache_dir=str(cache_dir) if cache_dir else None,
             allowance=allowance, known={i: calibration.llm_records[i] for i in ids},
