@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
+from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.corpus import CorpusSource
 from falconer_core.finetune import HoldoutSettings
@@ -32,11 +33,13 @@ def retune(
     sampling: SamplingSettings = p.sampling(),
     training: TrainingSettings = p.training(),
     holdout: HoldoutSettings = p.holdout(),
+    active: ActiveSettings = p.active(),
     gate: dict[str, float] = p.gate(),
 ) -> IncubationResult:
-    """Retune `model` (default: the champion of the configured model name) on a new task."""
+    """Retune `model` (default: the champion of the configured model name) on a new task,
+    annotated in `active` rounds when more than one (each round re-tunes from `model`)."""
     return incubate(
         corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
         parent=model or Settings().model_name, model_name=model_name, sampling=sampling, training=training,
-        holdout=holdout, gate=gate,
+        holdout=holdout, active=active, gate=gate,
     )

@@ -320,6 +320,20 @@ def test_retune_continues_from_the_champion(mined, mine_args):
     assert [m.model_id for m in run.inputs.model_inputs] == [parent_model]
 
 
+def test_retune_in_active_rounds_re_tunes_from_the_parent_each_round(mined, mine_args):
+    from falconer_core.active import ActiveSettings
+    from falconer_core.registry import Registry
+    from flows import retune
+
+    registry = Registry.from_settings(Settings())
+    parent = str(registry.resolve(f"{Settings().model_name}@champion-{mined[1].incubation.plan.hash}"))
+    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
+    result = retune(**{**args, "gate": {"mean_f1": 1.01}}, plan=mined[1].incubation.plan, model=parent,
+                    active=ActiveSettings(rounds=2), model_name="retune-rounds")
+    assert [row["annotations"] for row in result.learning_curve] == [30, 60] and result.n_annotations == 60
+    assert result.parent == parent
+
+
 def test_two_tasks_mined_into_one_home_keep_two_champions(mined, mine_args):
     from falconer_core.plan import Plan
     from falconer_core.registry import Registry
