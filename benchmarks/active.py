@@ -134,7 +134,7 @@ def main() -> None:
         save(name, {"test_size": len(test), "grid": grid, "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]})
 
     for seed in args.seeds:
-        order = subset(train, len(train), seed=3000 + seed)  # random samples are prefixes of one order
+        order = random.Random(3000 + seed).sample(train, len(train))  # random samples: prefixes of one shuffle
         first = tuned(args.dataset, order[: grid[0]], seed, test)
         for method in ("random", "active"):
             record({"seed": seed, "method": method, "annotations": grid[0], **first})
