@@ -29,22 +29,20 @@ from dataclasses import dataclass
 import common  # noqa: F401  (sets the offline environment)
 from common import save, subset
 
+from falconer_cli.pipeline import DEMO_PLAN
 from falconer_core.active import select_uncertain, uncertainty
 from falconer_core.evaluation import label_metrics, word_f1
 from falconer_core.metamodel import Metamodel, TrainingSettings
 from falconer_core.plan import Plan
-from falconer_core.readers import load_sms, load_split, read_tagged, resolve_data_dir, tagged_spans
+from falconer_core.readers import load_sms, read_tagged, resolve_data_dir, tagged_spans
 from falconer_core.types import LabelExample, SpanExample
 
-PLACE, PEOPLE, SPAM = "Does this tweet mention a place?", "Extract the names of people.", "Is this message spam?"
+SPAM = "Is this message spam?"
 PLANS = {
-    "btc": Plan.from_dict({
-        "steps": [{"name": "mentions_place", "op": "label", "instruction": PLACE},
-                  {"name": "people", "op": "span", "instruction": PEOPLE}],
-        "filter": "mentions_place", "outputs": ["people"],
-    }),
+    "btc": Plan.load(DEMO_PLAN),
     "sms": Plan.from_dict({"steps": [{"name": "is_spam", "op": "label", "instruction": SPAM}], "filter": "is_spam"}),
 }
+PLACE, PEOPLE = (step.instruction for step in PLANS["btc"].steps)
 
 
 @dataclass(frozen=True)
@@ -104,6 +102,11 @@ def tuned(dataset: str, items: list[Item], seed: int, test: list[Item]) -> dict:
     return {"model": model, "fine_tune_seconds": round(time.perf_counter() - started, 1), **score(model, dataset, test)}
 
 
+def plain(row: dict) -> dict:
+    """A result row without its model, as printed and saved."""
+    return {k: v for k, v in row.items() if k != "model"}
+
+
 def needed(grid: list[int], curve: list[float], target: float) -> float | None:
     """Annotations at which a curve (F1 per grid size) first reaches `target`, linear between
     grid points; None when it never does."""
@@ -130,8 +133,8 @@ def main() -> None:
 
     def record(row: dict) -> None:
         rows.append(row)
-        print({k: v for k, v in row.items() if k != "model"}, flush=True)
-        save(name, {"test_size": len(test), "grid": grid, "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]})
+        print(plain(row), flush=True)
+        save(name, {"test_size": len(test), "grid": grid, "rows": [plain(r) for r in rows]})  # partial results survive
 
     for seed in args.seeds:
         order = random.Random(3000 + seed).sample(train, len(train))  # random samples: prefixes of one shuffle
@@ -169,9 +172,7 @@ def main() -> None:
                         "active_needs_for_random_f1": None if active_needs is None else round(active_needs), "ratio": ratio})
         print(f"  {g:>5}: random {curves['random'][k]:.4f} ±{spread['random']:.4f}  active {curves['active'][k]:.4f} "
               f"±{spread['active']:.4f}  active reaches random's F1 at {active_needs and round(active_needs)} (ratio {ratio})")
-    payload = {"test_size": len(test), "grid": grid, "summary": summary,
-               "rows": [{k: v for k, v in r.items() if k != "model"} for r in rows]}
-    print(f"results: {save(name, payload)}")
+    print(f"results: {save(name, {'test_size': len(test), 'grid': grid, 'summary': summary, 'rows': [plain(r) for r in rows]})}")
 
 
 if __name__ == "__main__":
