@@ -6,7 +6,7 @@ held-out F1 that random sampling reaches, on the same budget grid.
 
 Per seed, one random order of the training pool: random sampling annotates its prefixes (one
 fine-tune per grid size). Active rounds start from the same first prefix, then grow to each
-next grid size with the texts the current metamodel is least sure of (`falconer_core.active`:
+next grid size with the texts the current metamodel is least sure of (`falconer_core.sampling.active`:
 `uncertainty` on a random pool of unannotated texts, `select_uncertain` to keep a batch from
 being near-copies), re-tuning from the base model each round, as `incubate` does. Gold labels
 stand in for the annotator. Every fine-tune has the same default settings (no self-training).
@@ -30,11 +30,12 @@ import common  # noqa: F401  (sets the offline environment)
 from common import save, subset
 
 from falconer_cli.pipeline import DEMO_PLAN
-from falconer_core.active import select_uncertain, uncertainty
 from falconer_core.evaluation import label_metrics, word_f1
-from falconer_core.metamodel import Metamodel, TrainingSettings
+from falconer_core.metamodel import Metamodel
 from falconer_core.plan import Plan
 from falconer_core.readers import load_sms, read_tagged, resolve_data_dir, tagged_spans
+from falconer_core.sampling.active import select_uncertain, uncertainty
+from falconer_core.training import TrainingSettings
 from falconer_core.types import LabelExample, SpanExample
 
 SPAM = "Is this message spam?"

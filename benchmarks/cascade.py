@@ -38,11 +38,11 @@ from falconer_core.cascade import (  # noqa: E402
     text_f1,
 )
 from falconer_core.execution import execute_plan  # noqa: E402
-from falconer_core.finetune.examples import flatten, step_examples  # noqa: E402
 from falconer_core.llm import LLMSettings, OpenAIClient  # noqa: E402
 from falconer_core.metamodel import Metamodel  # noqa: E402
 from falconer_core.plan import Plan  # noqa: E402
 from falconer_core.readers import load_sms, read_tagged, resolve_data_dir, tagged_spans  # noqa: E402
+from falconer_core.training.examples import flatten, step_examples  # noqa: E402
 from tests.llm_server import Annotator, Scripted, ScriptedLLMServer  # noqa: E402
 
 PLANS = {

@@ -21,9 +21,10 @@ import common  # noqa: F401  (sets the offline environment)
 from common import save, subset
 
 from falconer_core.evaluation import word_f1
-from falconer_core.metamodel import Metamodel, TrainingSettings, TrainingSummary
-from falconer_core.metamodel.selftraining import self_train
+from falconer_core.metamodel import Metamodel
 from falconer_core.readers import load_split
+from falconer_core.training import TrainingSettings, TrainingSummary
+from falconer_core.training.selftraining import self_train
 
 #: Settings that only self-training reads: a saved teacher serves any values of them.
 SELF_TRAINING = {"unlabeled", "max_unlabeled", "self_training_rounds", "pseudo_confidence", "self_training_epochs",

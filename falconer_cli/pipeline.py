@@ -225,11 +225,11 @@ def run_mine(
     snapshot, source = _check_corpus(corpus, text_column, id_column)
     chosen = _check_plan(plan_file)
 
-    from falconer_core.active import ActiveSettings
     from falconer_core.annotators.choice import AnnotatorChoice
     from falconer_core.llm.choice import LLMChoice
-    from falconer_core.metamodel import TrainingSettings
     from falconer_core.sampling import SamplingSettings
+    from falconer_core.sampling.active import ActiveSettings
+    from falconer_core.training import TrainingSettings
 
     parameters: dict[str, Any] = {
         "corpus": source,

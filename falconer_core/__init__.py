@@ -1,7 +1,8 @@
 """Falconer: an LLM plans and annotates, a small instruction-following encoder executes.
 
-One package per stage: `plan`, `corpus`, `sampling`, `annotators` (+ `llm`), `finetune`
-(+ `metamodel`), `evaluation`, `registry`, `execution`, `store`, `reporting`; shared pieces are
+One package per stage: `plan`, `corpus` (+ `readers`), `sampling` (drawn and active), `annotators`
+(+ `llm`), `training` (+ `metamodel`, the model itself), `evaluation`, `registry`, `execution`,
+`cascade` (routing to the LLM under a quality target), `store`, `reporting`; shared pieces are
 `settings`, `hashing`, `errors` and `types`. Nothing here imports Prefect.
 
 Heavy modules (torch, transformers, pandas) load only when their names are first used, so
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Metamodel": "falconer_core.metamodel",
-    "TrainingSettings": "falconer_core.metamodel",
+    "TrainingSettings": "falconer_core.training",
     "Plan": "falconer_core.plan",
     "Settings": "falconer_core.settings",
     "execute_plan": "falconer_core.execution",

@@ -13,16 +13,22 @@ from __future__ import annotations
 from prefect import flow
 
 import tasks
-from falconer_core.active import ActiveSettings, batch_sizes, first_round_holdout, gate_cleared, learning_curve_row
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.corpus import CorpusSource
-from falconer_core.finetune import HoldoutSettings
 from falconer_core.llm import LLMChoice
-from falconer_core.metamodel import ModelSource, TrainingSettings
+from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.reporting import IncubationResult
 from falconer_core.sampling import SamplingSettings, sample_size
+from falconer_core.sampling.active import (
+    ActiveSettings,
+    batch_sizes,
+    first_round_holdout,
+    gate_cleared,
+    learning_curve_row,
+)
 from falconer_core.settings import Settings
+from falconer_core.training import HoldoutSettings, TrainingSettings
 from flows import parameters as p
 from flows.artifacts import publish_learning_curve, publish_plan, publish_sample, publish_scores
 from flows.plans import choose_plan

@@ -12,14 +12,13 @@ from typing import Any
 
 from pydantic import Field
 
-from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.execution import ExecutionSettings
-from falconer_core.finetune import HoldoutSettings
 from falconer_core.llm import LLMChoice
-from falconer_core.metamodel import TrainingSettings
 from falconer_core.registry import DEFAULT_GATE
 from falconer_core.sampling import SamplingSettings
+from falconer_core.sampling.active import ActiveSettings
+from falconer_core.training import HoldoutSettings, TrainingSettings
 
 
 def corpus() -> Any:

@@ -7,16 +7,15 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
-from falconer_core.active import ActiveSettings
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.corpus import CorpusSource
-from falconer_core.finetune import HoldoutSettings
 from falconer_core.llm import LLMChoice
-from falconer_core.metamodel import TrainingSettings
 from falconer_core.plan import Plan
 from falconer_core.reporting import IncubationResult
 from falconer_core.sampling import SamplingSettings
+from falconer_core.sampling.active import ActiveSettings
 from falconer_core.settings import Settings
+from falconer_core.training import HoldoutSettings, TrainingSettings
 from flows import parameters as p
 from flows.incubate import incubate
 

@@ -8,12 +8,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 
-from falconer_core.active import ActiveSettings, next_batch, with_batch
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.sampling import AnnotationSample
+from falconer_core.sampling.active import ActiveSettings, next_batch, with_batch
 from tasks.policies import CODE, RESULTS
 
 

@@ -11,12 +11,12 @@ from prefect.runtime import flow_run
 
 from falconer_core.annotators import AnnotationSet
 from falconer_core.evaluation import Evaluation
-from falconer_core.finetune import Checkpoint
 from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration, Registry, register_checkpoint
 from falconer_core.settings import Settings
+from falconer_core.training import Checkpoint
 from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 

@@ -10,9 +10,9 @@ from prefect.context import TaskRunContext
 
 from falconer_core.annotators import AnnotationSet
 from falconer_core.corpus import CorpusSnapshot
-from falconer_core.finetune import Checkpoint, HoldoutSettings, fine_tune_checkpoint, fine_tune_key
-from falconer_core.metamodel import ModelSource, TrainingSettings
+from falconer_core.metamodel import ModelSource
 from falconer_core.settings import Settings
+from falconer_core.training import Checkpoint, HoldoutSettings, TrainingSettings, fine_tune_checkpoint, fine_tune_key
 from tasks.policies import CODE, RESULTS
 
 

@@ -3,10 +3,10 @@
 import pytest
 
 from falconer_core import ConfigError
-from falconer_core.active import overlap, select_uncertain, uncertainty, word_set
 from falconer_core.metamodel import Metamodel
 from falconer_core.metamodel.decoding import span_confidence
 from falconer_core.plan import Plan
+from falconer_core.sampling.active import overlap, select_uncertain, uncertainty, word_set
 from tests.mining_corpus import PLAN, tweets
 
 
@@ -44,7 +44,7 @@ def test_uncertainty_is_the_least_sure_step_per_text(tiny_encoder_path):
 
 
 def test_the_budget_splits_into_a_first_share_and_equal_later_batches():
-    from falconer_core.active import ActiveSettings, batch_sizes
+    from falconer_core.sampling.active import ActiveSettings, batch_sizes
 
     assert batch_sizes(100, ActiveSettings()) == [100]
     assert batch_sizes(100, ActiveSettings(rounds=3)) == [50, 25, 25]
@@ -54,7 +54,7 @@ def test_the_budget_splits_into_a_first_share_and_equal_later_batches():
 
 
 def test_the_gate_is_cleared_by_the_lower_interval_end():
-    from falconer_core.active import gate_cleared
+    from falconer_core.sampling.active import gate_cleared
 
     metrics = {"mean_f1": 0.8, "mean_f1_lo": 0.65, "mean_f1_hi": 0.9, "heldout_texts": 20.0}
     assert gate_cleared(metrics, {"mean_f1": 0.6}) and not gate_cleared(metrics, {"mean_f1": 0.7})
@@ -63,9 +63,9 @@ def test_the_gate_is_cleared_by_the_lower_interval_end():
 
 
 def test_a_grown_sample_keeps_corpus_order_and_only_drawn_texts_carry_their_probability():
-    from falconer_core.active import ActiveSettings, first_round_holdout, with_batch
-    from falconer_core.finetune import HoldoutSettings
     from falconer_core.sampling import sample_for_annotation
+    from falconer_core.sampling.active import ActiveSettings, first_round_holdout, with_batch
+    from falconer_core.training import HoldoutSettings
 
     ids = [f"t{i}" for i in range(50)]
     first = sample_for_annotation(ids, fraction=0.2, floor=0, cap=10, seed=3)
@@ -78,9 +78,9 @@ def test_a_grown_sample_keeps_corpus_order_and_only_drawn_texts_carry_their_prob
 
 
 def test_the_next_batch_is_unannotated_uncertain_and_from_the_pool(tiny_encoder_path, tmp_path):
-    from falconer_core.active import ActiveSettings, next_batch
     from falconer_core.corpus import CorpusSource, snapshot_corpus
     from falconer_core.metamodel import ModelSource
+    from falconer_core.sampling.active import ActiveSettings, next_batch
 
     tweets(40).to_csv(tmp_path / "tweets.csv", index=False)
     corpus = snapshot_corpus(CorpusSource(path=str(tmp_path / "tweets.csv"), id_column="tweet_id"), tmp_path / "corpora")
@@ -98,8 +98,8 @@ def test_the_next_batch_is_unannotated_uncertain_and_from_the_pool(tiny_encoder_
 def test_held_out_texts_come_only_from_the_drawn_first_round(tiny_encoder_path, tmp_path):
     from falconer_core.annotators.annotation import annotate_sample, build_annotator
     from falconer_core.annotators.choice import AnnotatorChoice
-    from falconer_core.finetune import HoldoutSettings, fine_tune_checkpoint
-    from falconer_core.metamodel import ModelSource, TrainingSettings
+    from falconer_core.metamodel import ModelSource
+    from falconer_core.training import HoldoutSettings, TrainingSettings, fine_tune_checkpoint
 
     frame = tweets(40).rename(columns={"tweet_id": "id"})
     plan = Plan.from_dict(PLAN)

@@ -17,11 +17,11 @@ from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.corpus import corpus_from_frame
 from falconer_core.errors import ConfigError, CorpusError, LLMError
 from falconer_core.execution import execute_plan
-from falconer_core.finetune import step_examples
 from falconer_core.llm import LLMSettings, LLMTruncatedError, OpenAIClient
 from falconer_core.llm.choice import LLMChoice
 from falconer_core.plan import Plan
 from falconer_core.store import Store
+from falconer_core.training import step_examples
 from falconer_core.types import (
     LabelResult,
     Runner,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from falconer_core.finetune.examples import step_examples
-from falconer_core.finetune.split import HoldoutSettings, split_ids
+from falconer_core.training.examples import step_examples
+from falconer_core.training.split import HoldoutSettings, split_ids
 from falconer_core.types import (
     LabelExample,
     SpanExample,
@@ -52,7 +52,7 @@ def tweet_corpus(tmp_path):
 
 
 def test_unannotated_texts_leave_out_every_annotated_text_and_are_capped_and_seeded(tweet_corpus):
-    from falconer_core.finetune import unannotated_texts
+    from falconer_core.training import unannotated_texts
 
     ids, texts = tweet_corpus.ids(), tweet_corpus.texts()
     annotated = ids[:40]
@@ -68,9 +68,9 @@ def test_unannotated_texts_leave_out_every_annotated_text_and_are_capped_and_see
 def test_a_checkpoint_learns_from_the_corpus_unannotated_texts_unless_told_not_to(tweet_corpus, tiny_encoder_path, tmp_path):
     from falconer_core.annotators.annotation import annotate_sample, build_annotator
     from falconer_core.annotators.choice import AnnotatorChoice
-    from falconer_core.finetune import fine_tune_checkpoint, fine_tune_key
-    from falconer_core.metamodel import ModelSource, TrainingSettings
+    from falconer_core.metamodel import ModelSource
     from falconer_core.plan import Plan
+    from falconer_core.training import TrainingSettings, fine_tune_checkpoint, fine_tune_key
     from tests.mining_corpus import PLAN
 
     plan = Plan.from_dict(PLAN)

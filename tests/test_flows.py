@@ -14,10 +14,10 @@ from falconer_core.corpus.source import CorpusSource
 from falconer_core.execution import ExecutionSettings
 from falconer_core.execution.outputs import FILTER_FIELD
 from falconer_core.llm.choice import LLMChoice
-from falconer_core.metamodel import TrainingSettings
 from falconer_core.sampling import SamplingSettings
 from falconer_core.settings import Settings
 from falconer_core.store import Store
+from falconer_core.training import TrainingSettings
 from tests.llm_server import ScriptedLLMServer, answer
 from tests.mining_corpus import INSTRUCTION, PLAN, tweets
 
@@ -321,8 +321,8 @@ def test_retune_continues_from_the_champion(mined, mine_args):
 
 
 def test_retune_in_active_rounds_re_tunes_from_the_parent_each_round(mined, mine_args):
-    from falconer_core.active import ActiveSettings
     from falconer_core.registry import Registry
+    from falconer_core.sampling.active import ActiveSettings
     from flows import retune
 
     registry = Registry.from_settings(Settings())
@@ -498,8 +498,8 @@ def test_mine_with_truncated_llm_replies_ends_with_the_annotations_of_a_clean_ru
 
 
 def test_reworded_spans_are_reported_per_step_and_kept_out_of_training(mined, mine_args, monkeypatch):
-    from falconer_core.finetune import HoldoutSettings, flatten, split_ids, step_examples
     from falconer_core.registry import Registry
+    from falconer_core.training import HoldoutSettings, flatten, split_ids, step_examples
     from flows import incubate
     from tests.llm_server import reworded
 
@@ -546,9 +546,9 @@ def test_reworded_spans_are_reported_per_step_and_kept_out_of_training(mined, mi
 
 
 def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget(mine_args):
-    from falconer_core.active import ActiveSettings
     from falconer_core.corpus import snapshot_corpus
     from falconer_core.sampling import sample_for_annotation
+    from falconer_core.sampling.active import ActiveSettings
     from flows import incubate
 
     args = {k: v for k, v in mine_args.items() if k != "execution"}

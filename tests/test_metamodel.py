@@ -222,8 +222,8 @@ def test_fine_tune_rejects_bad_examples(tiny):
 
 
 def test_epoch_budget_obeys_explicit_epochs_and_stretches_small_data():
-    from falconer_core.metamodel.settings import DEFAULT_EPOCHS, TrainingSettings
-    from falconer_core.metamodel.training import epoch_budget
+    from falconer_core.training.loop import epoch_budget
+    from falconer_core.training.settings import DEFAULT_EPOCHS, TrainingSettings
 
     assert epoch_budget(TrainingSettings(epochs=2), steps_per_epoch=4) == (2, 2)
     # 64 examples at batch 16: 4 steps an epoch, so 200 steps need 50 epochs, all before stopping
@@ -241,7 +241,7 @@ def test_small_sets_train_without_a_dev_split_that_would_be_noise(tiny_encoder_p
 def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_path):
     from falconer_core.evaluation import word_f1
     from falconer_core.metamodel.decoding import spans_from_word_probs
-    from falconer_core.metamodel.training import THRESHOLD_GRID, calibrate_span_threshold
+    from falconer_core.training.loop import THRESHOLD_GRID, calibrate_span_threshold
 
     model = Metamodel.from_base(str(tiny_encoder_path))
     dev = [e for e in _toy_examples(40, seed=6) if isinstance(e, SpanExample)]
@@ -434,8 +434,8 @@ def _rare_positive_examples(n: int, positives: int) -> list[SpanExample]:
 
 
 def test_dev_split_is_stratified_so_rare_positives_reach_dev():
-    from falconer_core.metamodel.settings import TrainingSettings
-    from falconer_core.metamodel.training import is_positive, split_dev
+    from falconer_core.training.loop import is_positive, split_dev
+    from falconer_core.training.settings import TrainingSettings
 
     examples = _rare_positive_examples(200, positives=4)  # 2%: a plain 20-example draw misses them 2 times in 3
     examples += [LabelExample(e.text, "Does it name an animal?", bool(e.spans)) for e in examples[:100]]
@@ -453,7 +453,7 @@ def test_dev_split_is_stratified_so_rare_positives_reach_dev():
 
 
 def test_the_epoch_kept_is_the_best_by_smoothed_dev_score(tiny_encoder_path):
-    from falconer_core.metamodel.training import smoothed_score
+    from falconer_core.training.loop import smoothed_score
 
     assert smoothed_score([0.2], 2) == 0.2 and smoothed_score([0.2, 0.6, 0.4], 2) == 0.5
     assert smoothed_score([0.2, 0.6, 0.4], 1) == 0.4

@@ -16,9 +16,9 @@ from falconer_core.annotators.annotation import annotate_sample, build_annotator
 from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.execution.outputs import FILTER_FIELD
 from falconer_core.execution.shards import execute_shard
-from falconer_core.finetune.split import HoldoutSettings
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
+from falconer_core.training.split import HoldoutSettings
 from tests.mining_corpus import PLAN, tweets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_every_module_imports_on_its_own():
 
 def test_core_imports_no_prefect():
     loaded = _loaded_after("import falconer_core.annotators, falconer_core.execution, falconer_core.store, "
-                           "falconer_core.registry, falconer_core.reporting, falconer_core.finetune", ["prefect"])
+                           "falconer_core.registry, falconer_core.reporting, falconer_core.training", ["prefect"])
     assert loaded == {"prefect": False}
 
 
@@ -75,9 +75,9 @@ def test_one_instruction_from_a_file_to_store_rows_without_prefect(tiny_encoder_
     from falconer_core.corpus import CorpusSource, snapshot_corpus
     from falconer_core.evaluation.scoring import evaluate_model
     from falconer_core.execution import make_shards, read_part
-    from falconer_core.finetune.checkpoint import fine_tune_checkpoint
-    from falconer_core.metamodel import TrainingSettings
     from falconer_core.store import Store
+    from falconer_core.training import TrainingSettings
+    from falconer_core.training.checkpoint import fine_tune_checkpoint
 
     tweets(60).to_csv(tmp_path / "tweets.csv", index=False)
     corpus = snapshot_corpus(CorpusSource(path=str(tmp_path / "tweets.csv"), id_column="tweet_id"), tmp_path / "corpora")

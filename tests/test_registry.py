@@ -21,7 +21,7 @@ import falconer_core.registry as registry_pkg
 from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.errors import ConfigError, ModelError
 from falconer_core.evaluation import compare, score_texts
-from falconer_core.metamodel import Metamodel, TrainingSettings, TrainingSummary
+from falconer_core.metamodel import Metamodel
 from falconer_core.plan import Plan
 from falconer_core.registry import (
     ModelVersionRef,
@@ -34,6 +34,7 @@ from falconer_core.registry import (
 )
 from falconer_core.registry import tags as T
 from falconer_core.registry.redaction import is_secret_name, redact
+from falconer_core.training import TrainingSettings, TrainingSummary
 from falconer_core.types import SpanExample
 from tests import talks as tk
 
@@ -558,9 +559,9 @@ def test_register_is_idempotent_when_promotion_fails_after_the_version_exists(
 ):
     from falconer_core.errors import TransientError
     from falconer_core.evaluation.scoring import Evaluation, StepScore
-    from falconer_core.finetune import Checkpoint
     from falconer_core.registry.registration import REGISTRATION_KEY
     from falconer_core.settings import Settings
+    from falconer_core.training import Checkpoint
     from tests import talks as tk
 
     folder, summary = checkpoint

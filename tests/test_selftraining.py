@@ -8,8 +8,8 @@ import torch
 from falconer_core import LabelExample, SpanExample
 from falconer_core.metamodel import Metamodel
 from falconer_core.metamodel.prompt import B, I
-from falconer_core.metamodel.selftraining import balance, pseudo_label, self_train, unlabeled_pool
-from falconer_core.metamodel.settings import TrainingSettings
+from falconer_core.training.selftraining import balance, pseudo_label, self_train, unlabeled_pool
+from falconer_core.training.settings import TrainingSettings
 from tests.test_metamodel import _toy_examples
 
 FAST = {"epochs": 2, "learning_rate": 1e-3, "progress": False, "calibrate_threshold": False}
@@ -131,8 +131,8 @@ def test_a_round_that_does_not_beat_the_teacher_on_dev_leaves_the_teacher(tiny_e
 
 
 def test_word_level_pseudo_labels_ignore_only_the_unsure_words(teacher):
-    from falconer_core.metamodel.selftraining import MIN_KEPT_WORDS, PseudoSpanExample
-    from falconer_core.metamodel.training import encode_examples
+    from falconer_core.training.loop import encode_examples
+    from falconer_core.training.selftraining import MIN_KEPT_WORDS, PseudoSpanExample
 
     gold = _toy_examples(60, seed=1)
     pool = _unlabeled(40)

@@ -7,7 +7,6 @@ need it, so flows and tasks can import this package without the model stack.
 from importlib import import_module
 
 from falconer_core.metamodel.precision import DEFAULT_PRECISION, PRECISION_DESCRIPTION, PRECISIONS, Precision
-from falconer_core.metamodel.settings import TrainingSettings, TrainingSummary
 from falconer_core.metamodel.source import DEFAULT_BASE, LOADS, ModelSource, has_trained_head, open_metamodel
 
 _LAZY = {"Metamodel": "falconer_core.metamodel.model"}
@@ -28,8 +27,6 @@ __all__ = [
     "PRECISIONS",
     "PRECISION_DESCRIPTION",
     "Precision",
-    "TrainingSettings",
-    "TrainingSummary",
     "has_trained_head",
     "open_metamodel",
 ]

@@ -27,11 +27,11 @@ from falconer_core.metamodel.precision import (
     quantize_int8,
 )
 from falconer_core.metamodel.prompt import LABELS, B, EncodedText, PromptEncoder, PromptFormat
-from falconer_core.metamodel.settings import TrainingSettings
 from falconer_core.metamodel.shapes import WEIGHTS_FILE as SHAPE_WEIGHTS
 from falconer_core.metamodel.shapes import ShapeEmbedding, tokenizer_lowercases
 from falconer_core.metamodel.source import DEFAULT_BASE, default_base_path
-from falconer_core.metamodel.training import train
+from falconer_core.training.loop import train
+from falconer_core.training.settings import TrainingSettings
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
@@ -273,7 +273,7 @@ class Metamodel:
         examples = list(examples)
         summary = train(self, examples, settings)
         if unlabeled_texts is not None and settings.unlabeled:
-            from falconer_core.metamodel.selftraining import self_train
+            from falconer_core.training.selftraining import self_train
 
             summary.self_training = self_train(self, examples, unlabeled_texts, settings)
             summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)

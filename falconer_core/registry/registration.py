@@ -18,11 +18,11 @@ from pydantic import BaseModel, Field
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
 from falconer_core.evaluation.comparison import compare
 from falconer_core.evaluation.scoring import Evaluation
-from falconer_core.finetune.checkpoint import Checkpoint
 from falconer_core.hashing import content_hash
 from falconer_core.registry.client import Registry
 from falconer_core.registry.refs import ModelVersionRef
 from falconer_core.settings import Settings
+from falconer_core.training.checkpoint import Checkpoint
 
 #: Default absolute floor: the proxy must reach this mean F1 against its annotator (and, to
 #: replace a task's champion, not be worse than it beyond the noise).

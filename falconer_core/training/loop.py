@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from falconer_core.errors import ConfigError
 from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.prompt import IGNORE, B, I, O, Window, word_tags
-from falconer_core.metamodel.settings import DEFAULT_EPOCHS, TrainingSettings, TrainingSummary
+from falconer_core.training.settings import DEFAULT_EPOCHS, TrainingSettings, TrainingSummary
 from falconer_core.types import Example, LabelExample, SpanExample
 
 log = logging.getLogger("falconer_core.metamodel")

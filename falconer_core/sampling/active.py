@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.corpus.loading import ID, TEXT
-from falconer_core.finetune.split import HoldoutSettings
 from falconer_core.metamodel.source import ModelSource, open_metamodel
 from falconer_core.plan import Plan
-from falconer_core.sampling import AnnotationSample
+from falconer_core.sampling.draw import AnnotationSample
+from falconer_core.training.split import HoldoutSettings
 
 _WORD = re.compile(r"\w+")
 

@@ -32,8 +32,7 @@ import torch
 
 from falconer_core.metamodel.decoding import span_confidence, spans_from_word_probs
 from falconer_core.metamodel.prompt import B, I
-from falconer_core.metamodel.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
-from falconer_core.metamodel.training import (
+from falconer_core.training.loop import (
     Budget,
     calibrate_span_threshold,
     check_examples,
@@ -43,6 +42,7 @@ from falconer_core.metamodel.training import (
     is_positive,
     split_dev,
 )
+from falconer_core.training.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
 from falconer_core.types import Example, LabelExample, SpanExample
 
 log = logging.getLogger("falconer_core.metamodel")

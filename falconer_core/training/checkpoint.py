@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.annotators.annotation import AnnotationSet
 from falconer_core.corpus import CorpusSnapshot
-from falconer_core.finetune.examples import flatten, step_examples
-from falconer_core.finetune.split import HoldoutSettings, split_ids
-from falconer_core.finetune.unlabeled import unannotated_texts
 from falconer_core.hashing import content_hash
-from falconer_core.metamodel import TrainingSettings
 from falconer_core.metamodel.source import ModelSource, open_metamodel
+from falconer_core.training.examples import flatten, step_examples
+from falconer_core.training.settings import TrainingSettings
+from falconer_core.training.split import HoldoutSettings, split_ids
+from falconer_core.training.unlabeled import unannotated_texts
 
 
 class Checkpoint(BaseModel):
