@@ -213,3 +213,37 @@ def test_the_gate_on_a_real_checkpoint_and_its_tags_in_the_registry(tmp_path, mi
     record_precision_gate(registry, gated, decided.model_copy(update={"verdicts": [
         v.model_copy(update={"passed": True}) for v in decided.verdicts]}))
     assert precision_for_version("auto", str(gated), registry) == "bf16"
+
+
+# ---------------------------------------------------------------------------------- the command
+def test_the_precision_command_prints_the_table_and_tags_the_version(tmp_path, migrated_db, checkpoint, monkeypatch):  # noqa: F811
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from falconer_cli.main import app
+    from falconer_core.store import Store
+
+    folder, _ = checkpoint
+    home = tmp_path / "home"
+    monkeypatch.setenv("FALCONER_HOME", str(home))
+    registry = new_registry(home, migrated_db)  # the embedded default: HOME/mlflow.db, HOME/mlartifacts
+    texts = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": [
+        "Ada met Alan in Paris.", "Grace spoke in Rome about science.", "Nobody came.", "Not annotated."]})
+    with Store(home / "falconer.duckdb") as db:
+        corpus_id = db.upsert_corpus(texts, name="tweets")
+    annotations = tmp_path / "annotations.jsonl"
+    annotations.write_text("".join(json.dumps({"text_id": i, "step": "person"}) + "\n" for i in ("a", "b", "c")))
+    version = log(registry, folder, annotations_path=annotations, corpus_id=corpus_id)
+
+    result = CliRunner().invoke(app, ["precision", str(version), "--only", "int8"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "each precision against fp32's outputs on 3 texts" in result.stdout
+    assert "fp32" in result.stdout and "reference" in result.stdout and "int8" in result.stdout
+    stored = registry.client.get_model_version(version.name, str(version.version)).tags
+    assert stored["falconer.precision.int8"] in ("ok", "refused") and "bf16" not in gate_verdicts(stored)
+    assert recorded_gate(registry, version).n_texts == 3
+    assert "int8: " in result.stdout  # the verdict's reason
+
+    missing = CliRunner().invoke(app, ["precision", str(log(registry, folder))])  # no annotations kept
+    assert missing.exit_code == 2 and "no recorded annotations" in missing.stderr
+    assert "precision" in CliRunner().invoke(app, ["--help"]).stdout
