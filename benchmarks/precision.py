@@ -23,9 +23,10 @@ from throughput import full_path, matmul_ceiling, rates, raw_forward
 
 from falconer_core.evaluation import exact_span_prf, word_f1
 from falconer_core.metamodel import Metamodel
+from falconer_core.metamodel.precision import resolve_precision
 from falconer_core.readers import load_split
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 def cpu_features() -> dict:
@@ -47,6 +48,7 @@ def cpu_features() -> dict:
         else "AVX2 with AVX-VNNI" if vnni else "AVX2 only" if "avx2" in flags else "no AVX2",
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "quantized_engine": torch.backends.quantized.engine,
+        "auto_picks": resolve_precision("auto", "cpu"),
     }
 
 
@@ -114,7 +116,8 @@ def main() -> None:
     features = cpu_features()
     print(f"CPU: {features['cpu']}: {features['summary']} ({' '.join(features['flags'])}); "
           f"torch kernels {features['torch_cpu_capability']}, quantized engine {features['quantized_engine']}, "
-          f"{torch.get_num_threads()} thread(s)", flush=True)
+          f"{torch.get_num_threads()} thread(s); precision 'auto' picks {features['auto_picks']} on this CPU",
+          flush=True)
     rows = []
     for dataset in args.datasets:
         path = checkpoint(dataset, args.size, args.seed, Path(args.checkpoints))

@@ -33,6 +33,7 @@ from falconer_core.execution import (
 )
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
+from falconer_core.registry.precision_gate import precision_for_version
 from falconer_core.reporting import ExecutionResult
 from falconer_core.settings import Settings
 from flows import parameters as p
@@ -53,6 +54,8 @@ def execute(
     if cascade is not None:
         cascade.check_llm()  # no LLM to defer to: fail before any work
     source = tasks.fetch_model(model)
+    # `auto` becomes the precision that runs before anything is keyed on it (run id, work keys)
+    execution = execution.model_copy(update={"precision": precision_for_version(execution.precision, source.version)})
     chosen = plan_for_model(plan, source.version)
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)

@@ -392,15 +392,18 @@ def test_int8_loads_from_a_saved_checkpoint(tiny, tmp_path):
     check_offsets(TEXTS, loaded.get_span(TEXTS, "Extract the names.", progress=False))
 
 
-def test_precision_is_checked_against_the_device(tiny_encoder_path):
-    with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
+def test_precision_is_checked_against_the_device(tiny_encoder_path, monkeypatch):
+    from falconer_core.metamodel import precision as P
+
+    monkeypatch.setattr(P, "detect_capabilities", lambda: P.Capabilities(cuda=False, cpu_capability="AVX2"))
+    with pytest.raises(ConfigError, match="bf16 needs a CUDA device or a CPU with bf16 units"):
         Metamodel.from_base(str(tiny_encoder_path), precision="bf16", device="cpu")
     with pytest.raises(ConfigError, match="int8 runs on CPU only"):
         Metamodel.from_base(str(tiny_encoder_path), precision="int8", device="cuda")
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         Metamodel.from_base(str(tiny_encoder_path), precision="fp16")
-    if not torch.cuda.is_available():  # bf16 with no device named: the CPU, so refused
-        with pytest.raises(ConfigError, match="bf16 needs a CUDA device"):
+    if not torch.cuda.is_available():  # bf16 with no device named: the CPU, which has no bf16 units here
+        with pytest.raises(ConfigError, match="bf16 needs a CUDA device or a CPU with bf16 units"):
             Metamodel.from_base(str(tiny_encoder_path), precision="bf16")
 
 

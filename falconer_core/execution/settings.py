@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from falconer_core.errors import ConfigError
-from falconer_core.metamodel.precision import DEFAULT_PRECISION, PRECISION_DESCRIPTION, Precision
+from falconer_core.metamodel.precision import DEFAULT_PRECISION_CHOICE, PRECISION_DESCRIPTION, PrecisionChoice
 
 RunnerName = Literal["sequential", "processes", "dask"]
 
@@ -32,7 +32,7 @@ class ExecutionSettings(BaseModel):
     batch_size: int | None = Field(
         None, ge=1, description="Windows per forward pass of the metamodel (default: 64 on CPU, 256 on a GPU).",
     )
-    precision: Precision = Field(DEFAULT_PRECISION, description=PRECISION_DESCRIPTION)
+    precision: PrecisionChoice = Field(DEFAULT_PRECISION_CHOICE, description=PRECISION_DESCRIPTION)
     runner: RunnerName = Field(
         "sequential", description="Where shards run: 'sequential' (this process), 'processes' (a local "
         "process pool, model loaded once per process) or 'dask' (a Dask cluster via prefect-dask).",

@@ -22,7 +22,7 @@ from falconer_core.execution.interpreter import execute_plan
 from falconer_core.execution.outputs import output_rows
 from falconer_core.execution.parts import write_part
 from falconer_core.hashing import content_hash
-from falconer_core.metamodel.precision import DEFAULT_PRECISION, Precision, inference_batch_size
+from falconer_core.metamodel.precision import REFERENCE_PRECISION, Precision, inference_batch_size, precision_key
 from falconer_core.metamodel.source import LOADS, ModelSource, open_metamodel
 from falconer_core.plan import Plan
 
@@ -69,13 +69,13 @@ class Cascade(Protocol):
 
 
 def execution_run_id(
-    model_version: str, plan: Plan, corpus_id: str, shard_size: int, precision: Precision = DEFAULT_PRECISION,
+    model_version: str, plan: Plan, corpus_id: str, shard_size: int, precision: Precision = REFERENCE_PRECISION,
     cascade: dict[str, Any] | None = None,
 ) -> str:
     """A stable id for 'this model runs this plan over this corpus in these shards' (at this
     precision: int8 rows differ a little from fp32 ones, so they are another run; with this
     cascade's settings: a cascade run is never the proxy-only run)."""
-    parts = (model_version, plan.hash, corpus_id, shard_size) + (() if precision == DEFAULT_PRECISION else (precision,))
+    parts = (model_version, plan.hash, corpus_id, shard_size) + precision_key(precision)
     if cascade is not None:
         return "cascade-" + content_hash(*parts, cascade)
     return "exec-" + content_hash(*parts)
@@ -96,13 +96,13 @@ def pending_shards(n_texts: int, shard_size: int, completed: set[int] | list[int
 
 
 def work_keys(
-    model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int, precision: Precision = DEFAULT_PRECISION,
+    model_version: str, plan: Plan, corpus: CorpusSnapshot, shard_size: int, precision: Precision = REFERENCE_PRECISION,
     cascade: Any = None,
 ) -> dict[int, str]:
     """The key of each shard's work: the same model, plan and precision on the same ids and texts
     give the same rows, whichever corpus version or run they come from (with a cascade: the
     same thresholds, LLM and allowance too)."""
-    extra = (() if precision == DEFAULT_PRECISION else (precision,)) + (() if cascade is None else (cascade,))
+    extra = precision_key(precision) + (() if cascade is None else (cascade,))
     return {
         index: content_hash("shard-work", model_version, plan.hash, digest, *extra)
         for index, digest in enumerate(corpus.shard_digests(shard_size))
@@ -123,7 +123,7 @@ def use_threads(threads: int | None) -> None:
 
 def execute_shard(
     model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: Shard, *, model_version: str, run_id: str,
-    run_folder: str, batch_size: int | None = None, threads: int | None = None, precision: Precision = DEFAULT_PRECISION,
+    run_folder: str, batch_size: int | None = None, threads: int | None = None, precision: Precision = REFERENCE_PRECISION,
     cascade: Cascade | None = None,
 ) -> ShardResult:
     """Run `plan` with the metamodel on one shard's rows of the snapshot and write its part;

@@ -6,7 +6,16 @@ need it, so flows and tasks can import this package without the model stack.
 
 from importlib import import_module
 
-from falconer_core.metamodel.precision import DEFAULT_PRECISION, PRECISION_DESCRIPTION, PRECISIONS, Precision
+from falconer_core.metamodel.precision import (
+    AUTO,
+    DEFAULT_PRECISION_CHOICE,
+    PRECISION_DESCRIPTION,
+    PRECISIONS,
+    REFERENCE_PRECISION,
+    Precision,
+    PrecisionChoice,
+    resolve_precision,
+)
 from falconer_core.metamodel.source import DEFAULT_BASE, LOADS, ModelSource, has_trained_head, open_metamodel
 
 _LAZY = {"Metamodel": "falconer_core.metamodel.model"}
@@ -19,14 +28,18 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "AUTO",
     "DEFAULT_BASE",
-    "DEFAULT_PRECISION",
+    "DEFAULT_PRECISION_CHOICE",
     "LOADS",
     "Metamodel",
     "ModelSource",
     "PRECISIONS",
     "PRECISION_DESCRIPTION",
     "Precision",
+    "PrecisionChoice",
+    "REFERENCE_PRECISION",
     "has_trained_head",
     "open_metamodel",
+    "resolve_precision",
 ]

@@ -18,13 +18,14 @@ from falconer_core.errors import ConfigError, ModelError
 from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.decoding import label_from_choice_probs, merge_word_probs, spans_from_word_probs
 from falconer_core.metamodel.precision import (
-    DEFAULT_PRECISION,
+    REFERENCE_PRECISION,
     Precision,
+    PrecisionChoice,
     autocast,
-    check_precision,
     default_device_type,
     inference_batch_size,
     quantize_int8,
+    resolve_precision,
 )
 from falconer_core.metamodel.prompt import LABELS, B, EncodedText, PromptEncoder, PromptFormat
 from falconer_core.metamodel.shapes import WEIGHTS_FILE as SHAPE_WEIGHTS
@@ -39,7 +40,7 @@ FORMAT_VERSION = 1
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
 
-def pick_device(device: str | None = None, precision: str = DEFAULT_PRECISION) -> torch.device:
+def pick_device(device: str | None = None, precision: str = REFERENCE_PRECISION) -> torch.device:
     """Use the GPU when there is one, unless told otherwise or the precision is CPU-only (int8)."""
     if device:
         return torch.device(device)
@@ -51,16 +52,17 @@ class Metamodel:
 
     def __init__(
         self, model, tokenizer, config: dict, device: str | None = None, shape_embedding: ShapeEmbedding | None = None,
-        precision: Precision = DEFAULT_PRECISION,
+        precision: PrecisionChoice = REFERENCE_PRECISION,
     ):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.device = pick_device(device, precision)
-        #: How inference computes (`precision.py`): fp32, int8 (CPU) or bf16 (CUDA).
-        self.precision: Precision = check_precision(precision, self.device.type)
+        #: How inference computes (`precision.py`): fp32, int8 (CPU) or bf16 (CUDA, CPU with
+        #: bf16 units); `auto` is resolved here to the fastest this machine runs well.
+        self.precision: Precision = resolve_precision(precision, self.device.type)
         self.model.to(self.device).eval()
-        if precision == "int8":
+        if self.precision == "int8":
             quantize_int8(self.model)
         if config.get("shape_features") and shape_embedding is None:
             shape_embedding = ShapeEmbedding(model.get_input_embeddings().embedding_dim)
@@ -87,7 +89,7 @@ class Metamodel:
         seed: int = 0,
         device: str | None = None,
         shape_features: bool | None = None,
-        precision: Precision = DEFAULT_PRECISION,
+        precision: PrecisionChoice = REFERENCE_PRECISION,
     ) -> Metamodel:
         """Start from an encoder: the packaged MiniLM by default, or any Hugging Face path or id
         (e.g. `KomeijiForce/Cuckoo-C4-Super-Rainbow`, whose BIO head is kept). `shape_features`
@@ -135,9 +137,10 @@ class Metamodel:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, *, device: str | None = None, precision: Precision = DEFAULT_PRECISION
+        cls, path: str | os.PathLike, *, device: str | None = None, precision: PrecisionChoice = REFERENCE_PRECISION
     ) -> Metamodel:
-        """Load a folder written by `save`, to run at `precision` (fp32, int8 on CPU, bf16 on CUDA)."""
+        """Load a folder written by `save`, to run at `precision` (fp32, int8 on CPU, bf16 on CUDA
+        or a CPU with bf16 units, or `auto`)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         folder = Path(path)
@@ -156,7 +159,7 @@ class Metamodel:
             shape_embedding = ShapeEmbedding.load(folder)
         return cls(model, tokenizer, config, device, shape_embedding, precision)
 
-    def with_precision(self, precision: Precision, *, device: str | None = None) -> Metamodel:
+    def with_precision(self, precision: PrecisionChoice, *, device: str | None = None) -> Metamodel:
         """A copy of this model that runs at `precision` on `device` (by default where that
         precision runs, as in `load`); this one is left as it is. Only an fp32 or bf16 model can
         be copied: int8 weights cannot be turned back into fp32 ones."""

