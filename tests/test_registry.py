@@ -516,7 +516,7 @@ def test_default_registry_is_embedded_under_dot_falconer(tmp_path, migrated_db, 
 
 def test_checkpoint_config_name_matches_the_metamodel():
     from falconer_core.metamodel.model import CONFIG_FILE
-    from falconer_core.registry.client import CHECKPOINT_CONFIG
+    from falconer_core.registry.artifacts import CHECKPOINT_CONFIG
 
     assert CHECKPOINT_CONFIG == CONFIG_FILE
 
