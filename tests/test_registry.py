@@ -516,7 +516,7 @@ def test_default_registry_is_embedded_under_dot_falconer(tmp_path, migrated_db, 
 
 def test_checkpoint_config_name_matches_the_metamodel():
     from falconer_core.metamodel.model import CONFIG_FILE
-    from falconer_core.registry.client import CHECKPOINT_CONFIG
+    from falconer_core.registry.artifacts import CHECKPOINT_CONFIG
 
     assert CHECKPOINT_CONFIG == CONFIG_FILE
 
@@ -604,3 +604,25 @@ def test_register_is_idempotent_when_promotion_fails_after_the_version_exists(
     assert len(registry.client.search_runs([registry.experiment_id])) == 1
     # another checkpoint is another version
     assert register(ckpt.model_copy(update={"key": "other-key"})).version == "tweets/2"
+
+
+def test_a_run_ends_failed_when_logging_it_fails_and_finished_otherwise():
+    from types import SimpleNamespace
+
+    from falconer_core.registry.runlog import open_run
+
+    class Client:
+        ended: list[tuple[str, str]] = []
+
+        def create_run(self, experiment_id, run_name, tags):
+            return SimpleNamespace(info=SimpleNamespace(run_id=run_name))
+
+        def set_terminated(self, run_id, status):
+            self.ended.append((run_id, status))
+
+    client = Client()
+    with open_run(client, "0", "ok", {}) as run_id:
+        assert run_id == "ok"
+    with pytest.raises(RuntimeError), open_run(client, "0", "broken", {}):
+        raise RuntimeError("artifact store down")
+    assert client.ended == [("ok", "FINISHED"), ("broken", "FAILED")]

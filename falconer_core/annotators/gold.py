@@ -24,10 +24,8 @@ from typing import Any
 
 from falconer_core.annotators.grounding import locate
 from falconer_core.errors import CorpusError
+from falconer_core.parsing import parse_bool
 from falconer_core.types import Instructions, LabelResult, Span, per_text_instructions
-
-_TRUE = {"true", "yes", "y", "1", "t"}
-_FALSE = {"false", "no", "n", "0", "f"}
 
 
 def _missing(value: Any) -> bool:
@@ -35,19 +33,11 @@ def _missing(value: Any) -> bool:
 
 
 def coerce_label(value: Any) -> bool:
-    """A bool from a corpus cell: bool, 0/1, or true/false/yes/no text."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    try:  # numpy bools and ints
-        if hasattr(value, "item"):
-            return coerce_label(value.item())
-    except (TypeError, ValueError):
-        pass
-    raise CorpusError(f"gold label {value!r} is not a boolean; use true/false, yes/no or 1/0")
+    """A bool from a corpus cell: bool, 0/1, or true/false, t/f, yes/no, y/n text (`parse_bool`)."""
+    try:
+        return parse_bool(value, "gold label")
+    except ValueError as err:
+        raise CorpusError(str(err)) from None
 
 
 def coerce_spans(text: str, value: Any) -> list[Span]:

@@ -18,10 +18,9 @@ from falconer_core.annotators.grounding import GroundingResult, ground_spans
 from falconer_core.annotators.prompts import label_messages, label_schema, span_messages, span_schema
 from falconer_core.errors import ConfigError, LLMError
 from falconer_core.llm.base import JSONClient, JSONRequest, LLMTruncatedError
+from falconer_core.parsing import parse_bool
 from falconer_core.types import Instructions, LabelResult, Span, per_text_instructions
 
-_TRUE = {"true", "yes", "y", "1"}
-_FALSE = {"false", "no", "n", "0"}
 _MAX_DROPPED_KEPT = 50
 
 
@@ -44,16 +43,6 @@ class AnnotatorStats:
     def as_dict(self) -> dict[str, Any]:
         """Counts only (no texts), suitable for metrics logging."""
         return {k: v for k, v in self.__dict__.items() if k != "dropped_examples"}
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError(f"label {value!r} is not true or false")
 
 
 def _items(value: Any, count: int, key: str) -> dict[int, dict[str, Any]]:
@@ -86,7 +75,7 @@ def _label_validator(count: int) -> Callable[[Any], list[dict[str, Any]]]:
             confidence = items[i].get("confidence", 1.0)
             if not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
                 confidence = 1.0
-            out.append({"label": _as_bool(items[i]["label"]), "confidence": float(confidence)})
+            out.append({"label": parse_bool(items[i]["label"], "label"), "confidence": float(confidence)})
         return out
 
     return validate

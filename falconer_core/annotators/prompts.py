@@ -8,7 +8,7 @@ models, and what `LocalLLM` can fill by schema-guided decoding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 LABEL_SYSTEM = (
@@ -23,42 +23,30 @@ SPAN_SYSTEM = (
     "list when a text contains no answer."
 )
 
-LABEL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "answers": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "label": {"type": "boolean"},
-                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-                "required": ["id", "label"],
-            },
-        }
-    },
-    "required": ["answers"],
-}
 
-SPAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "answers": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "spans": {"type": "array", "items": {"type": "string"}},
+def _answers_schema(answer: Mapping[str, Any], optional: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The reply shape of every annotator prompt, `{"answers": [{"id": n, ...}]}` with one entry per
+    text: the `answer` fields required, the `optional` ones not."""
+    return {
+        "type": "object",
+        "properties": {
+            "answers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, **answer, **(optional or {})},
+                    "required": ["id", *answer],
                 },
-                "required": ["id", "spans"],
-            },
-        }
-    },
-    "required": ["answers"],
-}
+            }
+        },
+        "required": ["answers"],
+    }
+
+
+LABEL_SCHEMA: dict[str, Any] = _answers_schema(
+    {"label": {"type": "boolean"}}, {"confidence": {"type": "number", "minimum": 0, "maximum": 1}}
+)
+SPAN_SCHEMA: dict[str, Any] = _answers_schema({"spans": {"type": "array", "items": {"type": "string"}}})
 
 
 LABEL_ONE_SCHEMA: dict[str, Any] = {

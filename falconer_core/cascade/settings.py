@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.errors import ConfigError
+from falconer_core.llm.choice import LLMChoice
 
 LabelMetric = Literal["accuracy", "precision", "recall"]
 LABEL_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall")
@@ -86,6 +87,11 @@ class CascadeSettings(BaseModel):
         return self
 
     @property
+    def deferred_llm(self) -> LLMChoice:
+        """The LLM the proxy defers to (never None: gold labels are refused above)."""
+        return self.llm.llm
+
+    @property
     def label_metric(self) -> str | None:
         """The label target's metric, or None when only spans are targeted."""
         return next((m for m in self.target if m in LABEL_METRICS), None)
@@ -98,7 +104,7 @@ class CascadeSettings(BaseModel):
         """Fail before any work when no LLM is configured for the cascade to defer to."""
         if self.llm.name == "local":
             return
-        settings = self.llm.llm.llm_settings()
+        settings = self.deferred_llm.llm_settings()
         if not (settings.base_url or settings.api_key):
             raise ConfigError(
                 "a cascade needs an LLM to defer to, and none is configured: set OPENAI_BASE_URL (and "
@@ -109,7 +115,7 @@ class CascadeSettings(BaseModel):
         """What determines a cascade run's rows (part of its run id and shard work keys)."""
         return {
             "target": dict(sorted(self.target.items())), "delta": self.delta, "llm_budget": self.llm_budget,
-            "llm": self.llm.llm.cache_identity(), "calibration": self.calibration_size, "seed": self.seed,
+            "llm": self.deferred_llm.cache_identity(), "calibration": self.calibration_size, "seed": self.seed,
         }
 
 

@@ -7,7 +7,8 @@ comparison with the task's champion.
 Importing this package does not import MLflow; building a `Registry` does.
 """
 
-from falconer_core.registry.client import DEFAULT_EXPERIMENT, PLAN_ARTIFACT, SUMMARY_ARTIFACT, Registry
+from falconer_core.registry.artifacts import PLAN_ARTIFACT, SUMMARY_ARTIFACT
+from falconer_core.registry.client import DEFAULT_EXPERIMENT, Registry
 from falconer_core.registry.lineage import render_lineage
 from falconer_core.registry.promotion import PromotionDecision, candidate_alias, champion_alias, check_gate
 from falconer_core.registry.refs import CANDIDATE, CHAMPION, ModelVersionRef, RegistryError, parse_ref

@@ -2,7 +2,7 @@
 annotation set (an `mlflow.data` dataset whose digest is the set's hash, context `training`),
 the held-out texts among it (context `evaluation`) and the parent checkpoint's LoggedModel; its
 output is a LoggedModel standing for this checkpoint. The registered version's source stays
-the run's `runs:/…/checkpoint` folder (see `Registry._register`); the LoggedModel is the node
+the run's `runs:/…/checkpoint` folder (see `versions.create_version`); the LoggedModel is the node
 MLflow's UI and search link runs through."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from falconer_core.hashing import content_hash
 from falconer_core.registry import tags as T
+from falconer_core.registry.artifacts import CHECKPOINT_ARTIFACT
 
 #: Where the checkpoint of a LoggedModel lives (a run artifact folder).
 CHECKPOINT_URI_TAG = "falconer.checkpoint_uri"
@@ -30,7 +31,7 @@ def log_run_lineage(
     annotations_path: str | os.PathLike | None,
     heldout_ids: Sequence[str] | None,
     parent_model: str | None,
-    checkpoint_artifact: str = "checkpoint",
+    checkpoint_artifact: str = CHECKPOINT_ARTIFACT,
 ) -> str:
     """Log the run's dataset and model inputs and its LoggedModel output; returns the
     LoggedModel's id. `annotations_path` is the JSONL file logged under `annotations/`."""

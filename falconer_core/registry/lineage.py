@@ -1,27 +1,81 @@
-"""Printing a checkpoint's ancestry, newest first, down to the base encoder it started from: for
-each version its metrics with their bootstrap intervals, and why it was or was not promoted."""
+"""A checkpoint's ancestry, newest first, down to the base encoder it started from: read from the
+registry (`read_lineage`), and printed (`render_lineage`) with each version's metrics, their
+bootstrap intervals, and why it was or was not promoted."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
+from falconer_core.registry.refs import ModelVersionRef, RegistryError
 from falconer_core.registry.tags import (
     ANNOTATION_SET_HASH,
     ANNOTATOR,
+    BASE_MODEL,
     CORPUS_ID,
     FLOW_RUN_ID,
     METRIC_PREFIX,
     N_ANNOTATIONS,
+    NONE,
+    PARENT_VERSION,
     PLAN_HASH,
     PROMOTION,
     PROMOTION_REASONS,
     PROMOTION_TASK,
 )
 
+if TYPE_CHECKING:
+    from falconer_core.registry.lookup import VersionLookup
+
 _INDENT = "    "
 #: Shown first, in this order; the per-step metrics follow alphabetically.
 _FIRST = {"mean_f1": 0, "end_to_end_f1": 1, "heldout_texts": 2}
+
+
+def read_lineage(lookup: VersionLookup, ref: str | ModelVersionRef) -> list[dict[str, Any]]:
+    """The ancestry of a version, newest first: the version, its parent, the parent's parent,
+    ..., then the base model. Each entry has kind ("version", "base" or "missing"), ref,
+    name, version, aliases, tags, metrics, run_id, source and created_at (UTC, ISO 8601)."""
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    mv = lookup.model_version(ref)
+    while True:
+        entry = _version_entry(lookup, mv)
+        chain.append(entry)
+        seen.add(entry["ref"])
+        parent = entry["tags"].get(PARENT_VERSION, NONE)
+        if parent in (NONE, "") or parent in seen:
+            break
+        try:
+            mv = lookup.model_version(parent)
+        except RegistryError:
+            chain.append(_other_entry("missing", parent))
+            return chain
+    chain.append(_other_entry("base", entry["tags"].get(BASE_MODEL, "unknown")))
+    return chain
+
+
+def _version_entry(lookup: VersionLookup, mv: Any) -> dict[str, Any]:
+    """A lineage entry for a registered version."""
+    return {
+        "kind": "version",
+        "ref": f"{mv.name}/{mv.version}",
+        "name": mv.name,
+        "version": int(mv.version),
+        "aliases": sorted(mv.aliases or ()),
+        "tags": dict(mv.tags or {}),
+        "metrics": lookup.run_metrics(mv.run_id),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "created_at": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _other_entry(kind: str, name: str) -> dict[str, Any]:
+    """A lineage entry that is not a registered version: the base encoder, or a missing parent."""
+    return {"kind": kind, "ref": name, "name": name, "version": None, "aliases": [], "tags": {},
+            "metrics": {}, "run_id": None, "source": None, "created_at": None}
 
 
 def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:

@@ -11,15 +11,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from falconer_core.secrets import is_secret_name
+
 REDACTED = "[redacted]"
 
-# Names that hold a credential (`api_key`, `OPENAI_API_KEY`, `llm.auth_token`, `HF_TOKEN`, ...)
-# but not `max_tokens` or `tokenizer`.
-_SECRET_NAME = re.compile(
-    r"api[_\-]?key|secret|passw(?:or)?d|credential|authorization|bearer|private[_\-]?key"
-    r"|access[_\-]?key|(?:^|[_.\-])token(?:$|[_.\-])",
-    re.IGNORECASE,
-)
 # Values shaped like well-known keys, wherever they appear.
 _SECRET_VALUE = re.compile(
     r"sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}"
@@ -28,11 +23,6 @@ _SECRET_VALUE = re.compile(
 )
 _MIN_SECRET_LENGTH = 8
 _SCAN_CHUNK = 8 << 20
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a key or variable name says its value is a credential."""
-    return bool(_SECRET_NAME.search(name))
 
 
 def env_secrets() -> dict[str, str]:

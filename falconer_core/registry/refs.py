@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from falconer_core.errors import FalconerError
 
@@ -29,6 +30,11 @@ class ModelVersionRef:
 
     def __str__(self) -> str:
         return f"{self.name}/{self.version}"
+
+    @classmethod
+    def of(cls, mv: Any) -> ModelVersionRef:
+        """The ref of an MLflow `ModelVersion`."""
+        return cls(mv.name, int(mv.version), mv.run_id, tuple(sorted(mv.aliases or ())))
 
     @property
     def uri(self) -> str:

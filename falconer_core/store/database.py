@@ -25,7 +25,6 @@ import json
 import numbers
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +34,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow as pa_lib
 
+from falconer_core.clock import now as _now
 from falconer_core.corpus import CorpusSchema, CorpusSnapshot, corpus_id, validate_frame
 from falconer_core.errors import ConfigError, StoreBusyError, StoreError
 from falconer_core.settings import Settings
@@ -121,10 +121,6 @@ _NULLABLE_TYPES = {
     pyarrow.bool_(): pd.BooleanDtype(),
 }
 _ANNOTATION_OPTIONAL = ("plan_hash", "value", "span_text", "start", "end", "annotator")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _quoted(columns: Iterable[str]) -> str:

@@ -5,25 +5,17 @@ module because runs are their own concept: created, resumed, watched, finished."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from falconer_core.clock import now as _now
 from falconer_core.errors import ConfigError, StoreError
+from falconer_core.secrets import SECRET_NAME as _SECRET_KEY
 from falconer_core.store.schemas import RUN_STATUSES, RunsSchema, RunStatus, is_missing
 
 _FINISHED = {"completed", "failed", "cancelled"}
-# Keys that name a credential; such values must never reach the store.
-_SECRET_KEY = re.compile(
-    r"api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token", re.I
-)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RunRecords:
