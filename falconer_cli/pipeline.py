@@ -230,6 +230,7 @@ def run_mine(
     from falconer_core.sampling import SamplingSettings
     from falconer_core.sampling.active import ActiveSettings
     from falconer_core.training import TrainingSettings
+    from flows.parameters import IncubationSettings
 
     parameters: dict[str, Any] = {
         "corpus": source,
@@ -240,9 +241,11 @@ def run_mine(
         "base_model": base_model,
         "parent": parent,
         "model_name": model_name,
-        "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
-        "training": TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
-        "active": ActiveSettings(rounds=rounds),
+        "incubation": IncubationSettings(
+            sampling=SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
+            training=TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
+            active=ActiveSettings(rounds=rounds),
+        ),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
         "cascade": cascade,
