@@ -44,8 +44,8 @@ def test_public_api_is_pinned():
 
 def test_one_package_per_stage_and_no_pipeline_grab_bag():
     packages = {m.name for m in pkgutil.iter_modules(falconer_core.__path__) if m.ispkg}
-    assert {"plan", "corpus", "annotators", "llm", "metamodel", "finetune", "evaluation", "registry",
-            "execution", "store", "reporting"} <= packages
+    assert {"plan", "corpus", "annotators", "llm", "metamodel", "training", "sampling", "evaluation", "registry",
+            "execution", "cascade", "store", "reporting"} <= packages
     assert "pipeline" not in packages
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("falconer_core.pipeline")
