@@ -2,11 +2,11 @@
 registered metamodel version for the plan, promoted to that plan's champion if it meets the
 absolute gate and is not worse than the plan's current champion on the same held-out texts.
 The held-out texts come from a sample the starting model may have stratified, so every
-estimate weights them by their inverse inclusion probability. With `active.rounds` above one,
-the sample grows in rounds (a drawn first batch, then batches chosen by the re-tuned model's
-uncertainty) until the held-out score clears the gate with its interval, or the budget is spent;
-held-out texts come from the drawn first batch only, and a learning-curve artifact records
-each round. What to do between rounds is `falconer_core.sampling.rounds.Rounds`'s to decide."""
+estimate weights them by their inverse inclusion probability. With `incubation.active.rounds`
+above one, the sample grows in rounds (a drawn first batch, then batches chosen by the
+re-tuned model's uncertainty) until the held-out score clears the gate with its interval, or
+the budget is spent; held-out texts come from the drawn first batch only, and a learning-curve
+artifact records each round. `falconer_core.sampling.rounds.Rounds` decides between rounds."""
 
 from __future__ import annotations
 
