@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import common  # noqa: F401  (sets the offline environment)
 from common import save, subset
 
-from falconer_cli.pipeline import DEMO_PLAN
+from falconer_core.data import demo_plan
 from falconer_core.evaluation import label_metrics, word_f1
 from falconer_core.metamodel import Metamodel
 from falconer_core.plan import Plan
@@ -40,7 +40,7 @@ from falconer_core.types import LabelExample, SpanExample
 
 SPAM = "Is this message spam?"
 PLANS = {
-    "btc": Plan.load(DEMO_PLAN),
+    "btc": demo_plan(),
     "sms": Plan.from_dict({"steps": [{"name": "is_spam", "op": "label", "instruction": SPAM}], "filter": "is_spam"}),
 }
 PLACE, PEOPLE = (step.instruction for step in PLANS["btc"].steps)

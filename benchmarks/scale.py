@@ -27,8 +27,9 @@ import common  # noqa: F401
 import pandas as pd
 from common import save
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "falconer_core" / "data" / "demo_tweets.csv"
+from falconer_core.data import DEMO_CORPUS_PATH as DEMO
+from falconer_core.data import demo_plan
+
 SPAN_PLAN = {"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
              "outputs": ["people"]}
 
@@ -240,11 +241,10 @@ def llm_section(model: str, n: int) -> dict:
     from falconer_core.execution import execute_plan
     from falconer_core.llm import LLMSettings, LocalLLM
     from falconer_core.metamodel import open_metamodel
-    from falconer_core.plan import Plan
     from falconer_core.registry import Registry
 
     texts = pd.read_csv(DEMO)["text"].tolist()[600 : 600 + n]
-    plan = Plan.load(ROOT / "falconer_core" / "data" / "demo_plan.yaml")
+    plan = demo_plan()
     proxy = open_metamodel(Registry.from_settings().fetch(model))
     started = time.perf_counter()
     execute_plan(plan, texts, proxy)

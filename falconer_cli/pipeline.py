@@ -17,11 +17,6 @@ import typer
 from falconer_cli.app import app, guarded
 from falconer_cli.render import console, print_note, print_plan
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "falconer_core" / "data"
-DEMO_CORPUS = DATA_DIR / "demo_tweets.csv"
-DEMO_PLAN = DATA_DIR / "demo_plan.yaml"
-DEMO_INSTRUCTION = "Find tweets that mention a place and extract the people they mention"
-
 LLMName = Literal["openai", "local"]
 AnnotatorName = Literal["gold", "openai", "local"]
 
@@ -134,6 +129,8 @@ def demo(
     mention a place and extract the people they mention"; by default with the shipped plan and
     the corpus's human labels.
     """
+    from falconer_core.data import DEMO_CORPUS_PATH, DEMO_INSTRUCTION, DEMO_PLAN_PATH
+
     llm = llm or ("openai" if _endpoint_configured() else None)
     if llm is None:
         print_note("demo: the shipped plan, human labels from the corpus (set OPENAI_BASE_URL/OPENAI_API_KEY "
@@ -141,8 +138,8 @@ def demo(
     else:
         print_note(f"demo: planning and annotating with the {llm} LLM")
     run_mine(
-        instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS, text_column="text", id_column="id",
-        plan_file=DEMO_PLAN if llm is None else None, annotator=llm or "gold", llm=llm or "local",
+        instruction=DEMO_INSTRUCTION, corpus=DEMO_CORPUS_PATH, text_column="text", id_column="id",
+        plan_file=DEMO_PLAN_PATH if llm is None else None, annotator=llm or "gold", llm=llm or "local",
         llm_model=llm_model, sample_fraction=sample_fraction, base_model=None, parent=None, model_name=None,
         epochs=epochs, unlabeled=unlabeled, shard_size=None, records=records, runner=None, workers=None,
         dask_address=None, run_folder=None,
@@ -230,6 +227,7 @@ def run_mine(
     from falconer_core.sampling import SamplingSettings
     from falconer_core.sampling.active import ActiveSettings
     from falconer_core.training import TrainingSettings
+    from flows.parameters import IncubationSettings
 
     parameters: dict[str, Any] = {
         "corpus": source,
@@ -240,9 +238,11 @@ def run_mine(
         "base_model": base_model,
         "parent": parent,
         "model_name": model_name,
-        "sampling": SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
-        "training": TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
-        "active": ActiveSettings(rounds=rounds),
+        "incubation": IncubationSettings(
+            sampling=SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
+            training=TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
+            active=ActiveSettings(rounds=rounds),
+        ),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
                                         dask_address=dask_address, run_folder=run_folder),
         "cascade": cascade,

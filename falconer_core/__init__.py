@@ -1,9 +1,10 @@
 """Falconer: an LLM plans and annotates, a small instruction-following encoder executes.
 
-One package per stage: `plan`, `corpus` (+ `readers`), `sampling` (drawn and active), `annotators`
-(+ `llm`), `training` (+ `metamodel`, the model itself), `evaluation`, `registry`, `execution`,
-`cascade` (routing to the LLM under a quality target), `store`, `reporting`; shared pieces are
-`settings`, `hashing`, `errors` and `types`. Nothing here imports Prefect.
+One package per stage: `plan`, `corpus` (+ `readers`), `sampling` (drawn, active, and the rounds
+an incubation annotates in), `annotators` (+ `llm`), `training` (+ `metamodel`, the model
+itself), `evaluation`, `registry`, `execution`, `cascade` (routing to the LLM under a quality
+target), `store`, `reporting`; shared pieces are `settings`, `hashing`, `errors` and `types`, and
+`data` holds the packaged demo corpus and plan. Nothing here imports Prefect.
 
 Heavy modules (torch, transformers, pandas) load only when their names are first used, so
 importing the package and running `falconer --help` stay fast.

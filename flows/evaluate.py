@@ -31,10 +31,10 @@ def evaluate(
     source = tasks.fetch_model(model)
     chosen = plan_for_model(plan, source.version)
     snapshot = tasks.snapshot(corpus)
-    picked = tasks.sample(snapshot, chosen, sampling, None)
-    annotations = tasks.annotate(chosen, snapshot, picked, annotator)
+    picked = tasks.sample(corpus=snapshot, plan=chosen, settings=sampling, scorer=None)
+    annotations = tasks.annotate(plan=chosen, corpus=snapshot, sample=picked, annotator=annotator)
     publish_sample(annotations)
-    evaluation = tasks.evaluate(source, annotations, None, picked.weights())
+    evaluation = tasks.evaluate(model=source, annotations=annotations, ids=None, weights=picked.weights())
     publish_scores(evaluation, f"{source.version} vs {annotations.annotator} on {evaluation.n_texts} texts")
     return EvaluationResult(
         model_version=source.version, annotator=annotations.annotator,

@@ -2,36 +2,46 @@
 registered metamodel version for the plan, promoted to that plan's champion if it meets the
 absolute gate and is not worse than the plan's current champion on the same held-out texts.
 The held-out texts come from a sample the starting model may have stratified, so every
-estimate weights them by their inverse inclusion probability. With `active.rounds` above one,
-the sample grows in rounds (a drawn first batch, then batches chosen by the re-tuned model's
-uncertainty) until the held-out score clears the gate with its interval, or the budget is spent;
-held-out texts come from the drawn first batch only, and a learning-curve artifact records
-each round."""
+estimate weights them by their inverse inclusion probability. With `incubation.active.rounds`
+above one, the sample grows in rounds (a drawn first batch, then batches chosen by the
+re-tuned model's uncertainty) until the held-out score clears the gate with its interval, or
+the budget is spent; held-out texts come from the drawn first batch only, and a learning-curve
+artifact records each round. `falconer_core.sampling.rounds.Rounds` decides between rounds."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from prefect import flow
 
 import tasks
-from falconer_core.annotators import AnnotatorChoice
-from falconer_core.corpus import CorpusSource
+from falconer_core.annotators import AnnotationSet, AnnotatorChoice
+from falconer_core.corpus import CorpusSnapshot, CorpusSource
+from falconer_core.evaluation import Evaluation
 from falconer_core.llm import LLMChoice
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
+from falconer_core.registry import Registration
 from falconer_core.reporting import IncubationResult
-from falconer_core.sampling import SamplingSettings, sample_size
-from falconer_core.sampling.active import (
-    ActiveSettings,
-    batch_sizes,
-    first_round_holdout,
-    gate_cleared,
-    learning_curve_row,
-)
+from falconer_core.sampling import AnnotationSample
+from falconer_core.sampling.rounds import Rounds, learning_curve_row
 from falconer_core.settings import Settings
-from falconer_core.training import HoldoutSettings, TrainingSettings
+from falconer_core.training import Checkpoint
 from flows import parameters as p
 from flows.artifacts import publish_learning_curve, publish_plan, publish_sample, publish_scores
+from flows.parameters import IncubationSettings
 from flows.plans import choose_plan
+
+
+class Grown(NamedTuple):
+    """What the last annotation round left: its annotations, checkpoint and held-out scores,
+    the held-out texts' weights, and one learning-curve row per round."""
+
+    annotations: AnnotationSet
+    checkpoint: Checkpoint
+    evaluation: Evaluation
+    weights: dict[str, float]
+    curve: list[dict]
 
 
 @flow(name="incubate", validate_parameters=True)
@@ -44,56 +54,73 @@ def incubate(
     base_model: str | None = p.base_model(),
     parent: str | None = p.parent(),
     model_name: str | None = p.model_name(),
-    sampling: SamplingSettings = p.sampling(),
-    training: TrainingSettings = p.training(),
-    holdout: HoldoutSettings = p.holdout(),
-    active: ActiveSettings = p.active(),
-    gate: dict[str, float] = p.gate(),
+    incubation: IncubationSettings = p.incubation(),
 ) -> IncubationResult:
     """Grow a metamodel for one task: `plan` (else the planner plans `instruction`), fine-tuned
-    from `parent` (else `base_model`), registered under `model_name`; annotated in `active`
-    rounds when more than one."""
+    from `parent` (else `base_model`), registered under `model_name`; annotated in rounds when
+    `incubation.active` asks for more than one."""
     settings = Settings()
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
     chosen = choose_plan(plan, instruction, planner)
     publish_plan(chosen)
     start = tasks.fetch_model(parent) if parent else ModelSource.base(base_model or settings.base_model)
-    sizes = batch_sizes(sample_size(snapshot.n_texts, sampling.fraction, sampling.floor, sampling.cap), active)
-    first = sampling if len(sizes) == 1 else sampling.model_copy(update={"floor": sizes[0], "cap": sizes[0]})
-    picked = tasks.sample(snapshot, chosen, first, start)
-    heldout_from = list(map(str, picked.ids)) if len(sizes) > 1 else None  # held out: random texts only
-    split = first_round_holdout(holdout, active)
-    unlabeled = snapshot if training.unlabeled else None
-    curve: list[dict] = []
-    for round_ in range(1, len(sizes) + 1):
-        annotations = tasks.annotate(chosen, snapshot, picked, annotator)
-        checkpoint = tasks.fine_tune(annotations, start, training, split, unlabeled, heldout_from)
-        weights = picked.weights(checkpoint.heldout_ids)
-        evaluation = tasks.evaluate(checkpoint.source, annotations, checkpoint.heldout_ids, weights)
-        curve.append(learning_curve_row(round_, annotations.size, len(checkpoint.train_ids), evaluation.metrics()))
-        if round_ == len(sizes) or gate_cleared(evaluation.metrics(), gate):
-            break
-        grown = tasks.grow_sample(snapshot, chosen, checkpoint.source, picked, sizes[round_], active, round_ + 1)
-        if len(grown.ids) == len(picked.ids):  # nothing left to annotate
-            break
-        picked = grown
+    rounds = Rounds.plan(n_texts=snapshot.n_texts, sampling=incubation.sampling, active=incubation.active)
+    first = tasks.sample(corpus=snapshot, plan=chosen, settings=rounds.first_sampling(incubation.sampling), scorer=start)
+    grown = annotate_in_rounds(rounds, snapshot=snapshot, plan=chosen, first=first, start=start, annotator=annotator,
+                               incubation=incubation)
+    annotations, checkpoint, evaluation = grown.annotations, grown.checkpoint, grown.evaluation
     tasks.store_annotations(annotations)
     publish_sample(annotations)
     publish_scores(evaluation, f"Proxy vs {annotations.annotator} on {evaluation.n_texts} held-out texts")
-    if len(sizes) > 1:
-        publish_learning_curve(curve, chosen)
+    if rounds.several:
+        publish_learning_curve(grown.curve, chosen)
     name = model_name or settings.model_name
-    champion = tasks.fetch_champion(name, chosen.hash)
-    rival = tasks.evaluate(champion, annotations, checkpoint.heldout_ids, weights) if champion else None
+    champion = tasks.fetch_champion(model_name=name, plan_hash=chosen.hash)
+    rival = tasks.evaluate(model=champion, annotations=annotations, ids=checkpoint.heldout_ids,
+                           weights=grown.weights) if champion else None
     registered = tasks.register(
-        checkpoint, annotations, evaluation, corpus_id, gate, name, rival, champion.version if champion else None
+        checkpoint=checkpoint, annotations=annotations, evaluation=evaluation, corpus_id=corpus_id,
+        gate=incubation.gate, model_name=name, incumbent=rival, incumbent_version=champion.version if champion else None,
     )
+    return incubation_result(registered, grown, plan=chosen, corpus_id=corpus_id)
+
+
+def annotate_in_rounds(
+    rounds: Rounds, *, snapshot: CorpusSnapshot, plan: Plan, first: AnnotationSample, start: ModelSource,
+    annotator: AnnotatorChoice, incubation: IncubationSettings,
+) -> Grown:
+    """Annotate, fine-tune from `start` and evaluate, round after round, each later round
+    adding the texts the last checkpoint is least sure of, until `rounds` says stop."""
+    picked, curve = first, []
+    for round_ in rounds.numbers:
+        annotations = tasks.annotate(plan=plan, corpus=snapshot, sample=picked, annotator=annotator)
+        checkpoint = tasks.fine_tune(
+            annotations=annotations, start=start, training=incubation.training,
+            holdout=rounds.holdout(incubation.holdout), corpus=snapshot if incubation.training.unlabeled else None, heldout_from=rounds.heldout_from(first),
+        )
+        weights = picked.weights(checkpoint.heldout_ids)
+        evaluation = tasks.evaluate(model=checkpoint.source, annotations=annotations, ids=checkpoint.heldout_ids,
+                                    weights=weights)
+        curve.append(learning_curve_row(round_, annotations.size, len(checkpoint.train_ids), evaluation.metrics()))
+        if rounds.stop_after(round_, evaluation.metrics(), incubation.gate):
+            break
+        grown = tasks.grow_sample(corpus=snapshot, plan=plan, model=checkpoint.source, sample=picked,
+                                  n=rounds.next_size(round_), settings=incubation.active, round_=round_ + 1)
+        if rounds.added_nothing(picked, grown):
+            break
+        picked = grown
+    return Grown(annotations, checkpoint, evaluation, weights, curve)
+
+
+def incubation_result(registered: Registration, grown: Grown, *, plan: Plan, corpus_id: str) -> IncubationResult:
+    """The flow's result: the registered version, what it was trained and scored on."""
+    annotations, checkpoint = grown.annotations, grown.checkpoint
     return IncubationResult(
         model_version=registered.version, champion=registered.champion, promotion=registered.reasons,
-        checkpoint=checkpoint.path, base_model=checkpoint.base_model, parent=checkpoint.parent, plan=chosen,
+        checkpoint=checkpoint.path, base_model=checkpoint.base_model, parent=checkpoint.parent, plan=plan,
         corpus_id=corpus_id, annotator=annotations.annotator, annotation_set_hash=annotations.hash,
-        n_annotations=annotations.size, evaluation=evaluation, annotation_seconds=annotations.seconds,
+        n_annotations=annotations.size, evaluation=grown.evaluation, annotation_seconds=annotations.seconds,
         annotation_usage=annotations.usage, fine_tune_seconds=float(checkpoint.summary["seconds"]),
-        learning_curve=curve,
+        learning_curve=grown.curve,
     )

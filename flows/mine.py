@@ -13,13 +13,11 @@ from falconer_core.execution import ExecutionSettings
 from falconer_core.llm import LLMChoice
 from falconer_core.plan import Plan
 from falconer_core.reporting import MineResult, mining_costs
-from falconer_core.sampling import SamplingSettings
-from falconer_core.sampling.active import ActiveSettings
-from falconer_core.training import HoldoutSettings, TrainingSettings
 from flows import parameters as p
 from flows.artifacts import publish_costs
 from flows.execute import execute
 from flows.incubate import incubate
+from flows.parameters import IncubationSettings
 
 
 @flow(name="mine", validate_parameters=True)
@@ -32,12 +30,8 @@ def mine(
     base_model: str | None = p.base_model(),
     parent: str | None = p.parent(),
     model_name: str | None = p.model_name(),
-    sampling: SamplingSettings = p.sampling(),
-    training: TrainingSettings = p.training(),
-    holdout: HoldoutSettings = p.holdout(),
-    active: ActiveSettings = p.active(),
+    incubation: IncubationSettings = p.incubation(),
     execution: ExecutionSettings = p.execution(),
-    gate: dict[str, float] = p.gate(),
     cascade: CascadeSettings | None = p.cascade(),
 ) -> MineResult:
     """Mine `corpus` for `instruction` (or run the given `plan`) end to end; the new version
@@ -46,8 +40,7 @@ def mine(
         cascade.check_llm()  # before hours of annotation and fine-tuning, not after
     grown = incubate(
         corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
-        base_model=base_model, parent=parent, model_name=model_name, sampling=sampling, training=training,
-        holdout=holdout, active=active, gate=gate,
+        base_model=base_model, parent=parent, model_name=model_name, incubation=incubation,
     )
     if not grown.champion:
         get_run_logger().warning("%s did not pass the gate (%s); mining with it anyway", grown.model_version, grown.promotion)

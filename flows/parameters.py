@@ -4,13 +4,19 @@ repeats an `Args:` block.
 
 A description that belongs to a type lives on that type's pydantic fields (`CorpusSource.path`,
 `SamplingSettings.fraction`, ...); what is written here is what the parameter as a whole means.
+
+The settings `mine`, `incubate` and `retune` share (sampling, rounds, training, hold-out, gate)
+are one parameter, `incubation`, so the three signatures cannot drift apart. Prefect merges a
+run's parameters with a deployment's one level deep: a run that sets `incubation` replaces the
+deployment's whole `incubation` (the UI form starts from the deployment's values, so there it
+is edited in place).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.execution import ExecutionSettings
@@ -19,6 +25,27 @@ from falconer_core.registry import DEFAULT_GATE
 from falconer_core.sampling import SamplingSettings
 from falconer_core.sampling.active import ActiveSettings
 from falconer_core.training import HoldoutSettings, TrainingSettings
+
+
+class IncubationSettings(BaseModel):
+    """How an incubation samples, annotates (in rounds), fine-tunes, holds out and gates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sampling: SamplingSettings = Field(SamplingSettings(), description="How many texts to annotate and how to pick them.")
+    active: ActiveSettings = Field(
+        ActiveSettings(),
+        description="Annotating in rounds: a random first batch, then the texts the current metamodel is least "
+        "sure of, re-tuning between rounds, until the held-out score's lower bound clears the gate or the budget "
+        "(the sample size) is spent. One round (the default) annotates the whole sample at once.",
+    )
+    training: TrainingSettings = Field(TrainingSettings(progress=False), description="How to fine-tune the metamodel.")
+    holdout: HoldoutSettings = Field(HoldoutSettings(), description="How many annotated texts to hold out for evaluation.")
+    gate: dict[str, float] = Field(
+        dict(DEFAULT_GATE),
+        description="Absolute floor: metric -> minimum (e.g. mean_f1) for the new version to become its task's champion "
+        "(it must also not be worse than the task's champion beyond the noise on the same held-out texts).",
+    )
 
 
 def corpus() -> Any:
@@ -60,37 +87,15 @@ def model_name() -> Any:
     return Field(None, description="Registered model name for the new version (default: FALCONER_MODEL_NAME).")
 
 
-def sampling() -> Any:
-    return Field(SamplingSettings(), description="How many texts to annotate and how to pick them.")
-
-
-def active() -> Any:
+def incubation() -> Any:
     return Field(
-        ActiveSettings(),
-        description="Annotating in rounds: a random first batch, then the texts the current metamodel is least "
-        "sure of, re-tuning between rounds, until the held-out score's lower bound clears the gate or the budget "
-        "(the sample size) is spent. One round (the default) annotates the whole sample at once.",
+        IncubationSettings(),
+        description="How to grow the new version: sampling, annotation rounds, fine-tuning, hold-out and the gate.",
     )
-
-
-def training() -> Any:
-    return Field(TrainingSettings(progress=False), description="How to fine-tune the metamodel.")
-
-
-def holdout() -> Any:
-    return Field(HoldoutSettings(), description="How many annotated texts to hold out for evaluation.")
 
 
 def execution() -> Any:
     return Field(ExecutionSettings(), description="Shard size and batch size for running the metamodel over the corpus.")
-
-
-def gate() -> Any:
-    return Field(
-        dict(DEFAULT_GATE),
-        description="Absolute floor: metric -> minimum (e.g. mean_f1) for the new version to become its task's champion "
-        "(it must also not be worse than the task's champion beyond the noise on the same held-out texts).",
-    )
 
 
 def cascade() -> Any:

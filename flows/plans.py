@@ -17,7 +17,7 @@ def choose_plan(plan: Plan | str | None, instruction: str | None, planner: LLMCh
         return tasks.load_plan(plan)
     if not instruction or not instruction.strip():
         raise ConfigError("nothing to run: give an instruction to plan, or a plan (object or file path)")
-    return tasks.make_plan(instruction, planner)
+    return tasks.make_plan(instruction=instruction, planner=planner)
 
 
 def plan_for_model(plan: Plan | str | None, version: str) -> Plan:

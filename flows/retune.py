@@ -12,12 +12,10 @@ from falconer_core.corpus import CorpusSource
 from falconer_core.llm import LLMChoice
 from falconer_core.plan import Plan
 from falconer_core.reporting import IncubationResult
-from falconer_core.sampling import SamplingSettings
-from falconer_core.sampling.active import ActiveSettings
 from falconer_core.settings import Settings
-from falconer_core.training import HoldoutSettings, TrainingSettings
 from flows import parameters as p
 from flows.incubate import incubate
+from flows.parameters import IncubationSettings
 
 
 @flow(name="retune", validate_parameters=True)
@@ -29,16 +27,12 @@ def retune(
     annotator: AnnotatorChoice = p.annotator(),
     planner: LLMChoice = p.planner(),
     model_name: str | None = p.model_name(),
-    sampling: SamplingSettings = p.sampling(),
-    training: TrainingSettings = p.training(),
-    holdout: HoldoutSettings = p.holdout(),
-    active: ActiveSettings = p.active(),
-    gate: dict[str, float] = p.gate(),
+    incubation: IncubationSettings = p.incubation(),
 ) -> IncubationResult:
     """Retune `model` (default: the champion of the configured model name) on a new task,
-    annotated in `active` rounds when more than one (each round re-tunes from `model`)."""
+    annotated in rounds when `incubation.active` asks for more than one (each round re-tunes
+    from `model`)."""
     return incubate(
         corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
-        parent=model or Settings().model_name, model_name=model_name, sampling=sampling, training=training,
-        holdout=holdout, active=active, gate=gate,
+        parent=model or Settings().model_name, model_name=model_name, incubation=incubation,
     )

@@ -44,7 +44,8 @@ def test_uncertainty_is_the_least_sure_step_per_text(tiny_encoder_path):
 
 
 def test_the_budget_splits_into_a_first_share_and_equal_later_batches():
-    from falconer_core.sampling.active import ActiveSettings, batch_sizes
+    from falconer_core.sampling.active import ActiveSettings
+    from falconer_core.sampling.rounds import batch_sizes
 
     assert batch_sizes(100, ActiveSettings()) == [100]
     assert batch_sizes(100, ActiveSettings(rounds=3)) == [50, 25, 25]
@@ -54,7 +55,7 @@ def test_the_budget_splits_into_a_first_share_and_equal_later_batches():
 
 
 def test_the_gate_is_cleared_by_the_lower_interval_end():
-    from falconer_core.sampling.active import gate_cleared
+    from falconer_core.sampling.rounds import gate_cleared
 
     metrics = {"mean_f1": 0.8, "mean_f1_lo": 0.65, "mean_f1_hi": 0.9, "heldout_texts": 20.0}
     assert gate_cleared(metrics, {"mean_f1": 0.6}) and not gate_cleared(metrics, {"mean_f1": 0.7})
@@ -64,7 +65,8 @@ def test_the_gate_is_cleared_by_the_lower_interval_end():
 
 def test_a_grown_sample_keeps_corpus_order_and_only_drawn_texts_carry_their_probability():
     from falconer_core.sampling import sample_for_annotation
-    from falconer_core.sampling.active import ActiveSettings, first_round_holdout, with_batch
+    from falconer_core.sampling.active import ActiveSettings, with_batch
+    from falconer_core.sampling.rounds import first_round_holdout
     from falconer_core.training import HoldoutSettings
 
     ids = [f"t{i}" for i in range(50)]
@@ -113,3 +115,47 @@ def test_held_out_texts_come_only_from_the_drawn_first_round(tiny_encoder_path, 
     assert sorted(checkpoint.train_ids + checkpoint.heldout_ids) == sorted(frame["id"])
     plain = fine_tune_checkpoint(annotations, start, training, HoldoutSettings(fraction=0.4, min_heldout=0), tmp_path)
     assert plain.key != checkpoint.key and len(plain.heldout_ids) == 16
+
+
+def test_rounds_split_the_sample_budget_and_draw_exactly_the_first_round():
+    from falconer_core.sampling import SamplingSettings
+    from falconer_core.sampling.active import ActiveSettings
+    from falconer_core.sampling.rounds import Rounds
+    from falconer_core.training import HoldoutSettings
+
+    sampling = SamplingSettings(fraction=0.1, floor=10, cap=500, seed=4)
+    rounds = Rounds.plan(n_texts=1000, sampling=sampling, active=ActiveSettings(rounds=3))
+    assert rounds.sizes == (50, 25, 25) and rounds.several and list(rounds.numbers) == [1, 2, 3]
+    assert [rounds.next_size(r) for r in (1, 2)] == [25, 25]
+    first = rounds.first_sampling(sampling)
+    assert (first.floor, first.cap, first.fraction, first.seed) == (50, 50, 0.1, 4)
+    assert rounds.holdout(HoldoutSettings(fraction=0.2)).fraction == 0.4
+
+    single = Rounds.plan(n_texts=1000, sampling=sampling, active=ActiveSettings())
+    assert single.sizes == (100,) and not single.several and list(single.numbers) == [1]
+    assert single.first_sampling(sampling) is sampling
+    assert single.holdout(HoldoutSettings(fraction=0.2)).fraction == 0.2
+    assert Rounds.plan(n_texts=5, sampling=sampling, active=ActiveSettings(rounds=3)).sizes == (2, 2, 1)  # the corpus caps the budget
+
+
+def test_rounds_hold_out_only_drawn_texts_and_stop_at_the_gate_the_budget_or_an_empty_batch():
+    from falconer_core.sampling import sample_for_annotation
+    from falconer_core.sampling.active import ActiveSettings, with_batch
+    from falconer_core.sampling.rounds import Rounds
+
+    ids = [f"t{i}" for i in range(40)]
+    first = sample_for_annotation(ids, fraction=0.25, floor=0, cap=10, seed=1)
+    rounds = Rounds(sizes=(10, 5, 5), active=ActiveSettings(rounds=3))
+    assert rounds.heldout_from(first) == [str(i) for i in first.ids] and len(first.ids) == 10
+    assert Rounds(sizes=(10,)).heldout_from(first) is None  # one round: any annotated text
+
+    low = {"mean_f1": 0.5, "mean_f1_lo": 0.3}
+    assert not rounds.stop_after(1, low, {"mean_f1": 0.4})  # the lower end is below the floor
+    assert rounds.stop_after(1, low, {"mean_f1": 0.3})  # cleared with its interval
+    assert not rounds.stop_after(2, low, {}) and rounds.stop_after(3, low, {})  # no gate: the budget ends it
+
+    grown = with_batch(first, ids, [i for i in ids if i not in first.ids][:5])
+    assert not Rounds.added_nothing(first, grown)
+    assert Rounds.added_nothing(grown, with_batch(grown, ids, []))  # nothing left to annotate
+    with pytest.raises(ValueError):
+        Rounds(sizes=())

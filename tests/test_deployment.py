@@ -29,9 +29,9 @@ from deployments.project import (
     start_worker,
 )
 from deployments.server import LocalServer, ServerError, free_port, stop_process
+from falconer_core.data import DEMO_CORPUS_PATH as DEMO_CORPUS
+from falconer_core.data import DEMO_PLAN_PATH as DEMO_PLAN
 
-DEMO_CORPUS = PROJECT_ROOT / "falconer_core" / "data" / "demo_tweets.csv"
-DEMO_PLAN = PROJECT_ROOT / "falconer_core" / "data" / "demo_plan.yaml"
 PEOPLE_PLAN = {"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
                "outputs": [{"name": "people", "step": "people"}]}
 N_TEXTS = 40
@@ -59,6 +59,25 @@ def test_the_nightly_deployment_names_the_demo_tasks_champion():
     from falconer_core.registry import champion_alias
 
     assert _nightly()["parameters"]["model"] == f"falconer-metamodel@{champion_alias(Plan.load(DEMO_PLAN).hash)}"
+    mine = next(d for d in yaml.safe_load(PREFECT_FILE.read_text())["deployments"] if d["name"] == "mine")
+    assert PROJECT_ROOT / mine["parameters"]["plan"] == DEMO_PLAN  # the packaged demo plan, not a copy
+    assert PROJECT_ROOT / mine["parameters"]["corpus"]["path"] == DEMO_CORPUS
+
+
+def test_every_deployments_parameters_fit_its_flow():
+    """prefect.yaml's parameter blocks validate against the flows' signatures: a parameter the
+    flow no longer has (a top-level `sampling` once it moved into `incubation`) fails here, not
+    on a worker at run time."""
+    import importlib
+
+    for deployment in yaml.safe_load(PREFECT_FILE.read_text())["deployments"]:
+        module, name = deployment["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), name)
+        flow.validate_parameters(deployment["parameters"])
+    from flows import mine
+
+    with pytest.raises(Exception, match="sampling"):
+        mine.validate_parameters({"corpus": {"path": "tweets.csv"}, "sampling": {"fraction": 0.2}})
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -88,10 +107,12 @@ def test_mine_deployment_runs_on_a_worker_and_nightly_runs_its_tasks_champion(tm
         parameters = {
             "corpus": {"path": str(tiny_corpus), "id_column": "id", "name": "tiny-tweets"},
             "base_model": str(tiny_encoder_path),
-            "sampling": {"fraction": 0.5, "floor": 20, "cap": N_TEXTS},
-            "training": {"epochs": 1, "progress": False},
+            "incubation": {
+                "sampling": {"fraction": 0.5, "floor": 20, "cap": N_TEXTS},
+                "training": {"epochs": 1, "progress": False},
+                "gate": {"mean_f1": 0.0},  # the tiny encoder is weak; the gate is not what is tested here
+            },
             "execution": {"shard_size": SHARD_SIZE},
-            "gate": {"mean_f1": 0.0},  # the tiny encoder is weak; the gate is not what is tested here
         }
         corpus = parameters["corpus"]
         try:

@@ -29,6 +29,13 @@ SAMPLING = SamplingSettings(fraction=0.4, floor=40, cap=60)
 TRAINING = TrainingSettings(epochs=2, min_epochs=1, batch_size=16, progress=False)
 
 
+def incubation_settings(**changes):
+    """The tests' incubation settings (a 0.0 gate: the tiny encoder is weak), with `changes`."""
+    from flows.parameters import IncubationSettings
+
+    return IncubationSettings(**{"sampling": SAMPLING, "training": TRAINING, "gate": {"mean_f1": 0.0}, **changes})
+
+
 # -- fixtures --------------------------------------------------------------------------------------
 
 
@@ -65,10 +72,8 @@ def mine_args(corpus, planner, tiny_encoder_path) -> dict:
         "annotator": "gold",
         "planner": LLMChoice(backend="openai", base_url=planner.url, model="test-model"),
         "base_model": str(tiny_encoder_path),
-        "sampling": SAMPLING,
-        "training": TRAINING,
+        "incubation": incubation_settings(),
         "execution": ExecutionSettings(shard_size=50),
-        "gate": {"mean_f1": 0.0},
     }
 
 
@@ -242,7 +247,7 @@ def test_a_task_that_fails_once_is_retried(mine_args, monkeypatch):
     monkeypatch.setattr(tasks.annotation, "build_annotator", flaky)
     monkeypatch.setattr(tasks.annotate, "retry_delay_seconds", [0])
     args = {k: v for k, v in mine_args.items() if k != "execution"}
-    args["sampling"] = SAMPLING.model_copy(update={"seed": 7})  # a new sample: not cached
+    args["incubation"] = incubation_settings(sampling=SAMPLING.model_copy(update={"seed": 7}))  # a new sample: not cached
     state = incubate(**args, return_state=True)
     assert state.is_completed(), state.message
     assert calls["n"] == 2
@@ -264,7 +269,7 @@ def test_a_wrong_input_is_not_retried(mine_args, monkeypatch):
 
     monkeypatch.setattr(tasks.annotation, "build_annotator", broken)
     args = {k: v for k, v in mine_args.items() if k != "execution"}
-    args["sampling"] = SAMPLING.model_copy(update={"seed": 8})
+    args["incubation"] = incubation_settings(sampling=SAMPLING.model_copy(update={"seed": 8}))
     state = incubate(**args, return_state=True)
     assert state.is_failed() and calls["n"] == 1
 
@@ -328,8 +333,9 @@ def test_retune_in_active_rounds_re_tunes_from_the_parent_each_round(mined, mine
     registry = Registry.from_settings(Settings())
     parent = str(registry.resolve(f"{Settings().model_name}@champion-{mined[1].incubation.plan.hash}"))
     args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
-    result = retune(**{**args, "gate": {"mean_f1": 1.01}}, plan=mined[1].incubation.plan, model=parent,
-                    active=ActiveSettings(rounds=2), model_name="retune-rounds")
+    rounds = incubation_settings(gate={"mean_f1": 1.01}, active=ActiveSettings(rounds=2))
+    result = retune(**{**args, "incubation": rounds}, plan=mined[1].incubation.plan, model=parent,
+                    model_name="retune-rounds")
     assert [row["annotations"] for row in result.learning_curve] == [30, 60] and result.n_annotations == 60
     assert result.parent == parent
 
@@ -553,7 +559,8 @@ def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget
 
     args = {k: v for k, v in mine_args.items() if k != "execution"}
     active = ActiveSettings(rounds=3, first_share=0.5)
-    state = incubate(**{**args, "gate": {"mean_f1": 1.01}}, active=active, model_name="active-rounds", return_state=True)
+    rounds = incubation_settings(gate={"mean_f1": 1.01}, active=active)
+    state = incubate(**{**args, "incubation": rounds}, model_name="active-rounds", return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
     curve = result.learning_curve
@@ -576,5 +583,5 @@ def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget
     assert [r["annotations"] for r in rows] == [30, 45, 60]
 
     # a gate the first round's lower bound clears: one round, half the budget
-    early = incubate(**{**args, "gate": {"mean_f1": 0.0}}, active=active, model_name="active-early")
+    early = incubate(**{**args, "incubation": incubation_settings(active=active)}, model_name="active-early")
     assert [row["annotations"] for row in early.learning_curve] == [30] and early.n_annotations == 30

@@ -1,13 +1,9 @@
 """Choosing which texts the annotator labels: a drawn sample, random or stratified by the
-metamodel's zero-shot scores (`draw`), and active rounds that add the texts a re-tuned model is
-least sure of (`active`)."""
+metamodel's zero-shot scores (`draw`), the texts a re-tuned model is least sure of (`active`),
+and the rounds an incubation annotates in, with the decisions between them (`rounds`)."""
 
 from falconer_core.sampling.active import (
     ActiveSettings,
-    batch_sizes,
-    first_round_holdout,
-    gate_cleared,
-    learning_curve_row,
     next_batch,
     overlap,
     select_uncertain,
@@ -26,11 +22,13 @@ from falconer_core.sampling.draw import (
     sample_for_annotation,
     sample_size,
 )
+from falconer_core.sampling.rounds import Rounds, batch_sizes, first_round_holdout, gate_cleared, learning_curve_row
 
 __all__ = [
     "SCORE_CHUNK",
     "ActiveSettings",
     "AnnotationSample",
+    "Rounds",
     "SampleSummary",
     "SamplingSettings",
     "Signal",

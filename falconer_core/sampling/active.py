@@ -12,10 +12,9 @@ hard would make every score look worse than the corpus's (they stay a random dra
 
 from __future__ import annotations
 
-import math
 import random
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +23,6 @@ from falconer_core.corpus.loading import ID, TEXT
 from falconer_core.metamodel.source import ModelSource, open_metamodel
 from falconer_core.plan import Plan
 from falconer_core.sampling.draw import AnnotationSample
-from falconer_core.training.split import HoldoutSettings
 
 _WORD = re.compile(r"\w+")
 
@@ -49,38 +47,6 @@ class ActiveSettings(BaseModel):
     seed: int = Field(0, description="Seeds the pool and the tie-breaks.")
 
 
-def batch_sizes(budget: int, settings: ActiveSettings) -> list[int]:
-    """Texts to annotate per round: the first share, then the rest in equal batches."""
-    if settings.rounds == 1 or budget <= 1:
-        return [budget]
-    first = min(budget, max(1, round(budget * settings.first_share)))
-    rest = budget - first
-    if rest == 0:
-        return [first]
-    later = settings.rounds - 1
-    size = math.ceil(rest / later)
-    sizes = [min(size, rest - k * size) for k in range(later)]
-    return [first] + [s for s in sizes if s > 0]
-
-
-def gate_cleared(metrics: Mapping[str, float], gate: Mapping[str, float]) -> bool:
-    """Every gated metric's lower interval end (the value itself when it has none) at or
-    above its floor: the held-out evidence says the model is good enough, noise included."""
-    for name, floor in gate.items():
-        value = metrics.get(f"{name}_lo", metrics.get(name))
-        if value is None or value < floor:
-            return False
-    return bool(gate)
-
-
-def first_round_holdout(holdout: HoldoutSettings, settings: ActiveSettings) -> HoldoutSettings:
-    """The held-out share of the first round that holds out about what one batch would have
-    (`holdout.fraction` of the whole budget), at most half of it."""
-    if settings.rounds == 1:
-        return holdout
-    return holdout.model_copy(update={"fraction": min(0.5, holdout.fraction / settings.first_share)})
-
-
 def with_batch(sample: AnnotationSample, corpus_ids: Sequence[str], batch: Sequence[str]) -> AnnotationSample:
     """`sample` grown by the actively chosen `batch`, in corpus order. A chosen text was not
     drawn, so it has no inclusion probability; it is recorded as 1.0 and never held out, so no
@@ -93,13 +59,6 @@ def with_batch(sample: AnnotationSample, corpus_ids: Sequence[str], batch: Seque
         ids=[r[1] for r in rows], indices=[r[0] for r in rows], inclusion=[r[2] for r in rows],
         summary=sample.summary.model_copy(update={"sample_size": len(rows)}),
     )
-
-
-def learning_curve_row(round_: int, n_annotations: int, n_train: int, metrics: Mapping[str, float]) -> dict:
-    """One point of the learning curve: annotations so far, and each held-out score with its
-    interval (`metric`, `metric_lo`, `metric_hi`), as `Evaluation.metrics` gives them."""
-    return {"round": round_, "annotations": n_annotations, "train_texts": n_train,
-            **{k: round(v, 4) for k, v in metrics.items() if k.startswith(("mean_f1", "f1.", "heldout"))}}
 
 
 def next_batch(
@@ -181,10 +140,6 @@ def select_uncertain(
 
 __all__ = [
     "ActiveSettings",
-    "batch_sizes",
-    "first_round_holdout",
-    "gate_cleared",
-    "learning_curve_row",
     "next_batch",
     "overlap",
     "select_uncertain",
