@@ -4,11 +4,14 @@ against its supervision, the cost comparison, and where everything was written."
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from falconer_cli.render import console, key_values, print_note, table
+
+if TYPE_CHECKING:  # the CLI imports the library lazily, so that --help answers at once
+    from falconer_core.cascade import CascadeReport
 
 _FILTER_FIELD = "_filter"  # falconer_core.execution.FILTER_FIELD, without importing pandas
 
@@ -54,37 +57,36 @@ def print_execution_result(result: Any, flow_run_id: str, *, records: int = 5) -
         ("output rows", result.rows),
         ("metamodel time", f"{result.seconds:.1f} s for {result.texts_run} texts"),
     ], title=f"run {result.run_id}"))
-    if result.cascade:
+    if result.cascade is not None:
         print_cascade(result.cascade, result.n_texts)
     print_where(flow_run_id, store_path=result.store_path, run_id=result.run_id, model_version=result.model_version)
 
 
-def print_cascade(report: dict[str, Any], n_texts: int) -> None:
+def print_cascade(report: CascadeReport, n_texts: int) -> None:
     """A cascade run: each step's thresholds and guarantee, what the LLM answered, the budget, the audit."""
     rows = [
-        {"step": t["step"], "target": f"{t['metric']} >= {t['target']}", "certified": t["certified"],
-         "keep the proxy when": f"P(true) <= {t['lower']:.4f} or >= {t['upper']:.4f}" if t["op"] == "label"
-         else f"confidence >= {t['upper']:.4f}", "calibration texts": t["n"]}
-        for t in report.get("thresholds", [])
+        {"step": t.step, "target": f"{t.metric} >= {t.target}", "certified": t.certified,
+         "keep the proxy when": f"P(true) <= {t.lower:.4f} or >= {t.upper:.4f}" if t.op == "label"
+         else f"confidence >= {t.upper:.4f}", "calibration texts": t.n}
+        for t in report.thresholds
     ]
     console.print(table(rows, title="cascade thresholds (guarantee relative to the LLM)", flexible=("step",)))
-    usage = report.get("llm_usage", {})
-    calibration = report.get("calibration_usage", {})
+    usage, calibration = report.llm_usage, report.calibration_usage  # LLM usage snapshots: counts by name
     facts = [
-        ("LLM answered", f"{report.get('llm_texts', 0):,} of {n_texts:,} texts ({report.get('llm_texts', 0) / max(n_texts, 1):.1%}), "
-                         f"{report.get('calibration_texts', 0):,} of them to calibrate"),
+        ("LLM answered", f"{report.llm_texts:,} of {n_texts:,} texts ({report.llm_texts / max(n_texts, 1):.1%}), "
+                         f"{report.calibration_texts:,} of them to calibrate"),
         ("LLM tokens", f"{usage.get('total_tokens', 0) + calibration.get('total_tokens', 0):,}"),
         ("LLM cost", f"${usage.get('cost_usd', 0) + calibration.get('cost_usd', 0):.4f}"),
     ]
-    if report.get("llm_budget") is not None:
-        facts.append(("budget", f"{report['llm_budget']:,} texts; {report.get('over_budget', 0):,} band texts kept "
+    if report.llm_budget is not None:
+        facts.append(("budget", f"{report.llm_budget:,} texts; {report.over_budget:,} band texts kept "
                                 "the proxy's answer for lack of it"))
-    audit = report.get("audit")
-    if audit:
-        facts.append(("audit", f"agreement {audit['agreement']:.3f} [{audit['low']:.3f}, {audit['high']:.3f}] on "
-                               f"{audit['n_texts']} fresh texts"))
+    if report.audit is not None:
+        audit = report.audit
+        facts.append(("audit", f"agreement {audit.agreement:.3f} [{audit.low:.3f}, {audit.high:.3f}] on "
+                               f"{audit.n_texts} fresh texts"))
     console.print(key_values(facts, title="cascade"))
-    if report.get("over_budget"):
+    if report.over_budget:
         print_note("the LLM budget ran out before the band was covered: the target is not guaranteed for this run")
 
 

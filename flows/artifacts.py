@@ -16,6 +16,7 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from prefect.runtime import flow_run
 
 from falconer_core.annotators.annotation import AnnotationSet
+from falconer_core.cascade import CascadeReport
 from falconer_core.evaluation.scoring import Evaluation
 from falconer_core.plan import Plan
 from falconer_core.registry.redaction import env_secrets, redact
@@ -93,26 +94,26 @@ def publish_costs(rows: Sequence[CostRow]) -> None:
     )
 
 
-def publish_cascade(report: dict[str, Any], run_id: str) -> None:
+def publish_cascade(report: CascadeReport, run_id: str) -> None:
     """A cascade run's thresholds and what it routed (and its audit, when there was one)."""
     rows = [
         {
-            "step": t["step"], "metric": t["metric"], "target": t["target"], "keep proxy when": (
-                f"P(true) <= {t['lower']:.4f} or >= {t['upper']:.4f}" if t["op"] == "label" else f"confidence >= {t['upper']:.4f}"
-            ), "certified": t["certified"], "calibration texts": t["n"], "band share": t["band_share"],
+            "step": t.step, "metric": t.metric, "target": t.target, "keep proxy when": (
+                f"P(true) <= {t.lower:.4f} or >= {t.upper:.4f}" if t.op == "label" else f"confidence >= {t.upper:.4f}"
+            ), "certified": t.certified, "calibration texts": t.n, "band share": t.band_share,
         }
-        for t in report.get("thresholds", [])
+        for t in report.thresholds
     ]
-    usage = report.get("llm_usage", {})
+    usage = report.llm_usage
     description = (
-        f"Cascade run {run_id}: {report.get('llm_texts', 0)} texts answered by the LLM and "
-        f"{report.get('calibration_texts', 0)} calibration texts; {report.get('over_budget', 0)} band texts kept the "
+        f"Cascade run {run_id}: {report.llm_texts} texts answered by the LLM and "
+        f"{report.calibration_texts} calibration texts; {report.over_budget} band texts kept the "
         f"proxy's answer for lack of budget; LLM tokens {usage.get('total_tokens', 0)}, cost ${usage.get('cost_usd', 0):.4f}"
     )
-    audit = report.get("audit")
-    if audit:
+    if report.audit is not None:
+        audit = report.audit
         description += (
-            f". Audit on {audit['n_texts']} fresh texts: agreement {audit['agreement']:.3f} "
-            f"[{audit['low']:.3f}, {audit['high']:.3f}]"
+            f". Audit on {audit.n_texts} fresh texts: agreement {audit.agreement:.3f} "
+            f"[{audit.low:.3f}, {audit.high:.3f}]"
         )
     create_table_artifact(_clean(rows), key="cascade", description=_clean(description))

@@ -19,22 +19,15 @@ from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
 import tasks
-from falconer_core.cascade import CascadeSettings, ShardCascade, budget_left, cascade_work_keys, shard_cascades
+from falconer_core.cascade import Calibration, CascadeReport, CascadeSettings
 from falconer_core.corpus import CorpusSnapshot, CorpusSource
 from falconer_core.errors import FalconerError
-from falconer_core.execution import (
-    ExecutionSettings,
-    Shard,
-    ShardResult,
-    check_run_folder,
-    execution_run_id,
-    make_shards,
-    work_keys,
-)
+from falconer_core.execution import ExecutionSettings, Shard, ShardResult, check_run_folder
+from falconer_core.execution.runplan import RunPlan, next_pass
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry.precision_gate import precision_for_version
-from falconer_core.reporting import ExecutionResult
+from falconer_core.reporting import ExecutionResult, execution_result
 from falconer_core.settings import Settings
 from flows import parameters as p
 from flows.artifacts import publish_cascade
@@ -59,70 +52,67 @@ def execute(
     chosen = plan_for_model(plan, source.version)
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
-    size = execution.shard_size_for(snapshot.n_texts)
-    shards = make_shards(snapshot.n_texts, size)
-    identity = cascade.identity() if cascade is not None else None
-    run_id = execution.run_id or execution_run_id(source.version, chosen, corpus_id, size, execution.precision, identity)
-    keys = work_keys(source.version, chosen, snapshot, size, execution.precision)
-    routes: dict[int, ShardCascade] = {}
-    if cascade is not None:
-        calibration = tasks.calibrate(source, chosen, snapshot, cascade)
-        routes = shard_cascades(calibration, cascade, shards, snapshot.n_texts, Settings().llm_cache_dir)
-        keys = cascade_work_keys(keys, routes, cascade)
-    params = {"model": model, "corpus": corpus.model_dump(), "execution": execution.model_dump(), "shard_size": size}
-    if cascade is not None:
-        params["cascade"] = identity
-    done, reused = tasks.start_run(
-        run_id, "execute", chosen, source.version, corpus_id, params, len(shards), snapshot.n_texts,
-        keys if execution.reuse else None,
+    calibration = None if cascade is None else tasks.calibrate(model=source, plan=chosen, corpus=snapshot, settings=cascade)
+    run = tasks.plan_run(
+        model=model, source=source, plan=chosen, corpus=corpus, snapshot=snapshot, corpus_id=corpus_id,
+        execution=execution, cascade=cascade, calibration=calibration,
     )
-    done = set(done)
-    pending = [shard for shard in shards if shard.index not in done]
-    run_folder = execution.run_folder or Settings().runs_dir
-    results: list[ShardResult] = []
+    done, reused = tasks.start_run(run=run, plan=chosen)
     try:
-        if pending:
-            check_run_folder(run_folder)
-        for attempt in (1, 2):  # a second pass, on a fresh runner, for shards whose worker died
-            if not pending:
-                break
-            passed, crashed = execute_shards.with_options(task_runner=task_runner(execution))(
-                model=source, plan=chosen, corpus=snapshot, shards=pending, run_id=run_id, run_folder=run_folder,
-                work_keys=keys, execution=execution, routes=routes,
-            )
-            results += passed
-            pending = [shard for shard in pending if shard.index in crashed]
-            if pending and attempt == 1:
-                get_run_logger().warning("retrying shard(s) %s whose worker failed: %s", sorted(crashed), crashed)
-        if pending:
-            raise RuntimeError(f"shard(s) {[s.index for s in pending]} failed twice: {crashed}")
+        results = run_passes(run=run, model=source, plan=chosen, corpus=snapshot, execution=execution, done=done)
     except BaseException:
-        tasks.finish_run(run_id, "failed")  # committed shards stay; running the job again resumes it
+        tasks.finish_run(run_id=run.run_id, status="failed")  # committed shards stay; running the job again resumes it
         raise
-    summary = tasks.finish_run(run_id)
+    summary = tasks.finish_run(run_id=run.run_id)
     report = None
-    if cascade is not None:
-        report = tasks.record_cascade(run_id, {
-            **calibration.summary(), "llm_budget": cascade.llm_budget, "budget_left_for_shards": budget_left(calibration, cascade),
-        })
-        if cascade.audit_size:
-            found = tasks.audit(run_id, source, chosen, snapshot, cascade, calibration)
-            report = tasks.record_cascade(run_id, {"audit": found.model_dump()})
-        publish_cascade(report, run_id)
-    return ExecutionResult(
-        run_id=run_id, model_version=source.version, plan_hash=chosen.hash, corpus_id=corpus_id,
-        store_path=str(Settings().store_path), n_texts=snapshot.n_texts, shards=summary["shards"],
-        shards_run=len(results), shards_reused=len(reused), rows=summary["rows"],
-        seconds=round(sum(r.seconds for r in results), 4), texts_run=sum(r.n_texts for r in results),
-        runner=execution.runner, processes=len({r.pid for r in results}),
-        model_loads_per_process=max((r.model_loads for r in results), default=0), cascade=report,
+    if cascade is not None and calibration is not None:
+        report = report_cascade(run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration)
+    return execution_result(
+        run, summary=summary, results=results, reused=reused, store_path=str(Settings().store_path),
+        runner=execution.runner, cascade=report,
     )
+
+
+def run_passes(
+    *, run: RunPlan, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, execution: ExecutionSettings,
+    done: list[int],
+) -> list[ShardResult]:
+    """Execute the shards not yet done, then once more, on a fresh runner, those whose worker
+    died (`next_pass` decides which, and gives up after the second pass)."""
+    pending, results, passes = run.pending(done), [], 0
+    if pending:
+        check_run_folder(run.run_folder)
+    while pending:
+        passed, crashed = execute_shards.with_options(task_runner=task_runner(execution))(
+            model=model, plan=plan, corpus=corpus, shards=pending, run=run, execution=execution,
+        )
+        results += passed
+        passes += 1
+        pending = next_pass(pending, crashed, passes)
+        if pending:
+            get_run_logger().warning("retrying shard(s) %s whose worker failed: %s", sorted(crashed), crashed)
+    return results
+
+
+def report_cascade(
+    *, run: RunPlan, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: CascadeSettings,
+    calibration: Calibration,
+) -> CascadeReport:
+    """Keep the cascade's report with the run (and audit it on a fresh sample when asked)."""
+    report = tasks.record_cascade(run_id=run.run_id, report=CascadeReport.from_calibration(calibration, settings))
+    if settings.audit_size:
+        found = tasks.audit(
+            run_id=run.run_id, model=model, plan=plan, corpus=corpus, settings=settings, calibration=calibration,
+        )
+        report = tasks.record_cascade(run_id=run.run_id, report=report.model_copy(update={"audit": found}))
+    publish_cascade(report, run.run_id)
+    return report
 
 
 @flow(name="execute-shards", validate_parameters=False)
 def execute_shards(
-    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shards: list[Shard], run_id: str, run_folder: str,
-    work_keys: dict[int, str], execution: ExecutionSettings, routes: dict[int, ShardCascade] | None = None,
+    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shards: list[Shard], run: RunPlan,
+    execution: ExecutionSettings,
 ) -> tuple[list[ShardResult], dict[int, str]]:
     """Submit every shard to this flow's task runner and commit each part as it completes.
     Returns the executed shards and, by index, the ones whose worker failed for a reason that
@@ -130,8 +120,7 @@ def execute_shards(
     are committed."""
     futures = {
         tasks.execute_shard.submit(
-            model, plan, corpus, shard, model.version or model.path, run_id, run_folder,
-            execution.batch_size, execution.threads(), execution.precision, (routes or {}).get(shard.index),
+            model=model, plan=plan, corpus=corpus, shard=shard, run=run.for_shard(shard), execution=execution,
         ): shard
         for shard in shards
     }
@@ -149,7 +138,7 @@ def execute_shards(
             except BaseException as exc:  # a crashed worker: the others still commit
                 crashed[shard.index] = f"{type(exc).__name__}: {exc}"
                 continue
-            tasks.commit_shard(run_id, result, work_keys.get(shard.index))
+            tasks.commit_shard(run=run, result=result)
             done.append(result)
             bar.update(1)
     if fatal is not None:

@@ -12,7 +12,7 @@ from tasks.annotation import annotate
 from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
-from tasks.execution import execute_shard
+from tasks.execution import execute_shard, plan_run
 from tasks.planning import load_plan, make_plan
 from tasks.registry import fetch_champion, fetch_model, fetch_plan, register
 from tasks.sampling import sample
@@ -38,6 +38,7 @@ __all__ = [
     "fine_tune",
     "load_plan",
     "make_plan",
+    "plan_run",
     "record_cascade",
     "register",
     "sample",

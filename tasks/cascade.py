@@ -12,6 +12,7 @@ from falconer_core.annotators import build_annotator
 from falconer_core.cascade import (
     AuditResult,
     Calibration,
+    CascadeReport,
     CascadeSettings,
     audit_agreement,
     audit_positions,
@@ -57,19 +58,19 @@ def calibrate(model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: 
 
 
 @task(name="record-cascade", cache_policy=NO_CACHE, **_RETRY)
-def record_cascade(run_id: str, report: dict[str, Any]) -> dict[str, Any]:
-    """Keep the run's cascade report (thresholds, budget) with its totals over shards."""
-    merged = sessions.record_run_report(Settings().store_path, run_id, report)
+def record_cascade(run_id: str, report: CascadeReport) -> CascadeReport:
+    """Keep the run's cascade report (thresholds, budget, audit) with its totals over shards."""
+    kept = sessions.record_run_report(Settings().store_path, run_id, report)
     get_run_logger().info(
         "cascade run %s: %d texts in a band, %d answered by the LLM, %d left to the proxy by the budget; LLM usage %s",
-        run_id, merged["band_texts"], merged["llm_texts"], merged["over_budget"], merged["llm_usage"],
+        run_id, kept.band_texts, kept.llm_texts, kept.over_budget, kept.llm_usage,
     )
-    if merged["over_budget"]:
+    if kept.over_budget:
         get_run_logger().warning(
             "the LLM budget ran out: %d texts inside a band kept the proxy's answer (rows with in_band = true and "
-            "source = 'proxy'); the target is not guaranteed for this run", merged["over_budget"],
+            "source = 'proxy'); the target is not guaranteed for this run", kept.over_budget,
         )
-    return merged
+    return kept
 
 
 @task(name="audit-cascade", cache_policy=NO_CACHE, **_RETRY)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from falconer_core.annotators import AnnotationSet
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution import ShardResult
+from falconer_core.execution.runplan import RunPlan
 from falconer_core.plan import Plan
 from falconer_core.settings import Settings
 from falconer_core.store import sessions
@@ -36,15 +37,14 @@ def store_annotations(annotations: AnnotationSet) -> int:
 
 
 @task(name="start-run", **_IO)
-def start_run(
-    run_id: str, kind: str, plan: Plan, model_version: str, corpus_id: str, params: dict[str, Any],
-    n_shards: int | None = None, n_texts: int | None = None, work_keys: dict[int, str] | None = None,
-) -> tuple[list[int], list[int]]:
+def start_run(*, run: RunPlan, plan: Plan) -> tuple[list[int], list[int]]:
     """Record the run as running, reuse shards other runs did on the same texts; returns the
     shards already complete (committed by an earlier attempt, or reused now) and those reused."""
+    run_id = run.run_id
     done, reused = sessions.start_run(
-        Settings().store_path, run_id, kind=kind, plan=plan, model_version=model_version,
-        corpus_id=corpus_id, params=params, n_shards=n_shards, n_texts=n_texts, work_keys=work_keys,
+        Settings().store_path, run_id, kind=run.kind, plan=plan, model_version=run.model_version,
+        corpus_id=run.corpus_id, params=run.params, n_shards=len(run.shards), n_texts=run.n_texts,
+        work_keys=run.reuse_keys,
     )
     logger = get_run_logger()
     if reused:
@@ -55,12 +55,12 @@ def start_run(
 
 
 @task(name="commit-shard", task_run_name="commit-shard-{result.shard.index}", **_IO)
-def commit_shard(run_id: str, result: ShardResult, work_key: str | None = None) -> int:
+def commit_shard(*, run: RunPlan, result: ShardResult) -> int:
     """Commit a worker's part into the store: rows and completion in one transaction."""
-    return sessions.commit_shard(Settings().store_path, run_id, result, work_key)
+    return sessions.commit_shard(Settings().store_path, run.run_id, result, run.work_keys.get(result.shard.index))
 
 
 @task(name="finish-run", **_IO)
-def finish_run(run_id: str, status: str = "completed") -> dict[str, Any]:
+def finish_run(*, run_id: str, status: str = "completed") -> dict[str, Any]:
     """Mark the run completed (or failed); returns its record with row and shard counts."""
     return sessions.finish_run(Settings().store_path, run_id, status)

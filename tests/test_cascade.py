@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from falconer_core.cascade import (
+    AuditResult,
+    Calibration,
+    CascadeReport,
     CascadeSettings,
+    ShardCounts,
+    StepThreshold,
     bernstein_upper,
     binomial_interval,
     binomial_lower,
@@ -182,6 +187,38 @@ def test_no_llm_configured_is_refused_before_any_work(monkeypatch):
         CascadeSettings(target="accuracy=0.9", llm="gold")
 
 
+# -- the run's report -----------------------------------------------------------------------------------
+
+
+def _threshold(step: str = "s") -> StepThreshold:
+    return StepThreshold(step=step, op="label", metric="accuracy", target=0.9, lower=0.1, upper=0.9, delta=0.05, n=40,
+                         certified=0.91, observed=0.95, band_share=0.2)
+
+
+def test_shard_counts_add_up_and_sum_only_numeric_usage():
+    total = ShardCounts.total([
+        ShardCounts(band_texts=3, llm_texts=2, over_budget=1, llm_usage={"calls": 2, "cost_usd": 0.5, "model": "x"}),
+        ShardCounts(band_texts=1, llm_usage={"calls": 1, "cached": True}),
+        ShardCounts(),
+    ])
+    assert total == ShardCounts(band_texts=4, llm_texts=2, over_budget=1, llm_usage={"calls": 3, "cost_usd": 0.5})
+
+
+def test_a_cascade_report_comes_from_calibration_and_keeps_an_audit_until_a_new_one():
+    calibration = Calibration(thresholds=[_threshold()], positions=[1, 2], ids=["a", "b"], stages=[2], llm_records={},
+                              usage={"calls": 1})
+    report = CascadeReport.from_calibration(calibration, CascadeSettings(target="accuracy=0.9", llm_budget=10, llm="local"))
+    assert (report.calibration_texts, report.budget_left_for_shards, report.llm_budget) == (2, 8, 10)
+    counted = report.with_counts(ShardCounts(band_texts=5, llm_texts=4, over_budget=1, llm_usage={"calls": 4}))
+    assert (counted.band_texts, counted.llm_texts, counted.over_budget, counted.llm_usage) == (5, 4, 1, {"calls": 4})
+    audit = AuditResult(n_texts=3, agreement=1.0, low=0.3, high=1.0)
+    audited = counted.model_copy(update={"audit": audit}).merged_into(None)
+    assert CascadeReport.model_validate(audited) == counted.model_copy(update={"audit": audit})
+    again = counted.model_copy(update={"llm_texts": 6}).merged_into(audited)  # a later report without an audit
+    assert again["llm_texts"] == 6 and again["audit"] == audit.model_dump()
+    assert again["thresholds"] == [_threshold().model_dump()]  # the JSON the store always kept
+
+
 # -- cascade runs of the execute flow -----------------------------------------------------------------
 
 N_TEXTS = 120
@@ -247,23 +284,24 @@ def test_a_cascade_run_answers_the_band_with_the_llm_and_says_so_per_row(home, m
     assert all((value == "true") == _GOLD[text_of[i]][0] for i, value in llm["value"].items())  # the LLM's answers
     assert (verdicts.loc[verdicts["source"] == "proxy", "in_band"] == False).all()  # noqa: E712 - no budget: band all routed
     report = result.cascade
-    (threshold,) = report["thresholds"]
-    assert threshold["step"] == "mentions_place" and threshold["n"] == 40
-    assert report["llm_texts"] == len(llm) and report["over_budget"] == 0
-    assert report["llm_usage"]["calls"] > 0 and report["calibration_texts"] == 40
+    (threshold,) = report.thresholds
+    assert threshold.step == "mentions_place" and threshold.n == 40
+    assert report.llm_texts == len(llm) and report.over_budget == 0
+    assert report.llm_usage["calls"] > 0 and report.calibration_texts == 40
     agreement = (verdicts["value"] == [str(_GOLD[text_of[i]][0]).lower() for i in verdicts.index]).mean()
     assert agreement >= 0.9  # the target, relative to this LLM
-    audit = report["audit"]
-    assert audit["n_texts"] == 30 and audit["low"] <= audit["agreement"] <= audit["high"]
+    audit = report.audit
+    assert audit.n_texts == 30 and audit.low <= audit.agreement <= audit.high
     with Store(Settings().store_path) as store:
-        assert store.run(result.run_id)["report"]["thresholds"] == report["thresholds"]
+        assert store.cascade_report(result.run_id) == report
+        assert store.run(result.run_id)["report"]["thresholds"] == [t.model_dump() for t in report.thresholds]
     from falconer_core.registry import Registry
 
     registry = Registry.from_settings()
     (logged,) = registry.client.search_runs(
         [registry.experiment_id], filter_string=f"tags.`falconer.execution_run` = '{result.run_id}'"
     )
-    assert logged.data.metrics["audit.agreement"] == audit["agreement"]
+    assert logged.data.metrics["audit.agreement"] == audit.agreement
     assert logged.data.tags["falconer.model_version"] == model
     proxy_rows = _rows(proxy.run_id)
     assert set(proxy_rows["source"]) == {"proxy"} and proxy_rows["in_band"].isna().all()
@@ -275,8 +313,8 @@ def test_a_span_target_calibrates_the_span_step_and_llm_texts_carry_the_llm_span
     result = execute(
         model, corpus, execution=ExecutionSettings(shard_size=60), cascade=_cascade(server, target="accuracy=0.9,span_f1=0.9"),
     )
-    assert [t["step"] for t in result.cascade["thresholds"]] == ["mentions_place", "people"]
-    assert result.cascade["thresholds"][1]["op"] == "span" and result.cascade["thresholds"][0]["delta"] == 0.025
+    assert [t.step for t in result.cascade.thresholds] == ["mentions_place", "people"]
+    assert result.cascade.thresholds[1].op == "span" and result.cascade.thresholds[0].delta == 0.025
     frame = _rows(result.run_id)
     text_of = dict(zip(tweets(N_TEXTS, seed=7)["tweet_id"], tweets(N_TEXTS, seed=7)["text"]))
     people = frame[(frame["field"] == "people") & (frame["source"] == "llm") & frame["value"].notna()]
@@ -292,10 +330,10 @@ def test_a_spent_budget_keeps_the_proxy_answer_and_records_which_texts(home, mod
     )
     verdicts = _verdicts(_rows(result.run_id))
     report = result.cascade
-    assert report["llm_texts"] <= 50 and report["llm_texts"] == (verdicts["source"] == "llm").sum()
+    assert report.llm_texts <= 50 and report.llm_texts == (verdicts["source"] == "llm").sum()
     over = verdicts[verdicts["in_band"].fillna(False) & (verdicts["source"] == "proxy")]
-    assert report["over_budget"] == len(over) > 0  # the untrained proxy's band is far bigger than 10 texts
-    assert report["budget_left_for_shards"] == 10
+    assert report.over_budget == len(over) > 0  # the untrained proxy's band is far bigger than 10 texts
+    assert report.budget_left_for_shards == 10
 
 
 def test_a_cascade_run_that_failed_mid_way_resumes_without_lost_or_repeated_rows(

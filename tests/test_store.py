@@ -253,7 +253,7 @@ def test_failed_shard_write_rolls_back(store, corpus, monkeypatch):
     def boom(table, frame):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "_insert_frame", boom)
+    monkeypatch.setattr(store.db, "insert_frame", boom)
     with pytest.raises(OSError, match="disk full"):
         store.write_outputs("r1", 0, shard_outputs(corpus, 0).iloc[:1])
     with pytest.raises(OSError):
@@ -279,11 +279,11 @@ def test_crash_between_shards_then_resume(tmp_path, corpus):
         store.upsert_run("r1", "execute")
         for shard in (0, 1):
             store.write_outputs("r1", shard, shard_outputs(corpus, shard))
-        real_insert = store._insert_frame
+        real_insert = store.db.insert_frame
         def die(table, frame):
             real_insert(table, frame)  # rows are in, but the transaction never commits
             os._exit(3)
-        store._insert_frame = die
+        store.db.insert_frame = die
         store.write_outputs("r1", 2, shard_outputs(corpus, 2))
         """
     )
@@ -397,6 +397,24 @@ def test_shards_with_the_same_work_are_copied_not_rerun(store, corpus):
     assert len(new) == len(old[old["shard"] != 2])
     assert store.reuse_shards("new", {0: "k0", 1: "k1", 3: "k3"}) == []  # already complete: nothing copied twice
     assert len(store.outputs("new")) == len(new)
+
+
+def test_a_cascade_run_keeps_its_report_and_shard_counts(store, corpus):
+    from falconer_core.cascade import CascadeReport, ShardCounts
+
+    store.upsert_run("c", "execute", model_version="m/1")
+    assert store.cascade_report("c") is None and store.cascade_counts("c") == ShardCounts()
+    for shard, (band, llm) in enumerate([(3, 2), (1, 1)]):
+        counts = ShardCounts(band_texts=band, llm_texts=llm, over_budget=band - llm, llm_usage={"calls": llm})
+        store.commit_part("c", shard, _part(corpus, "c", shard), work_key=f"c{shard}", cascade=counts)
+    store.commit_part("c", 2, _part(corpus, "c", 2), work_key="c2")  # a proxy-only shard counts nothing
+    totals = store.cascade_counts("c")
+    assert totals == ShardCounts(band_texts=4, llm_texts=3, over_budget=1, llm_usage={"calls": 3})
+    kept = store.update_run_report("c", CascadeReport(llm_budget=10).with_counts(totals))
+    assert kept == store.cascade_report("c") and kept.llm_texts == 3 and kept.llm_budget == 10
+    assert store.run("c")["report"]["llm_texts"] == 3  # stored as the model's JSON
+    with pytest.raises(ConfigError, match="credential"):
+        store.update_run_report("c", CascadeReport(llm_usage={"api_key": "sk-x"}))
 
 
 def test_a_silent_running_run_reads_stale(store):

@@ -4,7 +4,8 @@ outputs meet a quality target relative to the LLM with probability 1 - delta.
 `CascadeSettings` states the target and budget; `calibrate_corpus` sets per-step thresholds
 from a uniform calibration sample with finite-sample bounds (`thresholds`, `bounds`);
 `shard_cascades` splits the budget over shards; `ShardCascade.route` sends each shard's
-uncertain texts to the LLM; `audit_agreement` checks a finished run on a fresh sample.
+uncertain texts to the LLM (`ShardCounts` says what it routed); `audit_agreement` checks a
+finished run on a fresh sample; `CascadeReport` is what the run keeps.
 """
 
 from falconer_core.cascade.audit import AuditResult, audit_agreement, audit_positions
@@ -19,6 +20,7 @@ from falconer_core.cascade.calibration import (
     calibration_positions,
     calibration_stages,
 )
+from falconer_core.cascade.report import CascadeReport
 from falconer_core.cascade.routing import LLM, PROXY, RoutedShard, ShardCascade
 from falconer_core.cascade.scores import ScoredProxy, cascaded_steps, p_true, step_score, text_f1
 from falconer_core.cascade.settings import (
@@ -36,6 +38,7 @@ from falconer_core.cascade.thresholds import (
     label_threshold,
     span_threshold,
 )
+from falconer_core.execution.counts import ShardCounts
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -49,10 +52,12 @@ __all__ = [
     "SPAN_METRIC",
     "AuditResult",
     "Calibration",
+    "CascadeReport",
     "CascadeSettings",
     "RoutedShard",
     "ScoredProxy",
     "ShardCascade",
+    "ShardCounts",
     "StepThreshold",
     "audit_agreement",
     "audit_positions",

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from falconer_core.cascade.calibration import Calibration
 from falconer_core.cascade.routing import ShardCascade
 from falconer_core.cascade.settings import CascadeSettings
-from falconer_core.execution.shards import Shard
 from falconer_core.hashing import content_hash
+
+if TYPE_CHECKING:  # execution's ShardResult carries cascade counts: no import cycle at run time
+    from falconer_core.execution.shards import Shard
 
 
 def budget_left(calibration: Calibration, settings: CascadeSettings) -> int | None:

@@ -51,13 +51,6 @@ class Calibration(BaseModel):
     def n_texts(self) -> int:
         return len(self.positions)
 
-    def summary(self) -> dict[str, Any]:
-        """What the run record keeps: thresholds and what calibration cost (no texts)."""
-        return {
-            "calibration_texts": self.n_texts, "calibration_stages": self.stages, "calibration_usage": self.usage,
-            "thresholds": [t.model_dump() for t in self.thresholds],
-        }
-
 
 def calibration_positions(n_texts: int, size: int, seed: int) -> list[int]:
     """A seeded uniform draw of `size` corpus rows, in draw order (so every prefix of it is a

@@ -20,6 +20,7 @@ from falconer_core.annotators.annotation import build_annotator
 from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.cascade.scores import ScoredProxy, p_true
 from falconer_core.cascade.thresholds import StepThreshold
+from falconer_core.execution.counts import ShardCounts
 from falconer_core.execution.interpreter import OutputRecord, execute_plan
 from falconer_core.plan import Plan
 
@@ -36,10 +37,12 @@ class RoutedShard(BaseModel):
     in_band: list[bool]
     usage: dict[str, Any] = Field(default_factory=dict)
 
-    def counts(self) -> dict[str, int]:
-        """Texts in a band, texts the LLM answered, band texts left to the proxy (budget)."""
+    def counts(self) -> ShardCounts:
+        """Texts in a band, texts the LLM answered, band texts left to the proxy (budget), LLM usage."""
         over = sum(b and s == PROXY for b, s in zip(self.in_band, self.sources))
-        return {"band_texts": sum(self.in_band), "llm_texts": self.sources.count(LLM), "over_budget": over}
+        return ShardCounts(
+            band_texts=sum(self.in_band), llm_texts=self.sources.count(LLM), over_budget=over, llm_usage=self.usage,
+        )
 
 
 class ShardCascade(BaseModel):

@@ -1,6 +1,8 @@
 """Execution: the plan interpreter (`interpreter`), walking its traces (`traces`), records as
-store rows (`outputs`), and sharded, resumable runs over a corpus (`shards`)."""
+store rows (`outputs`), sharded, resumable runs over a corpus (`shards`), and what a run decides
+before its first shard (`runplan`, imported by its path: it builds on the cascade)."""
 
+from falconer_core.execution.counts import ShardCounts
 from falconer_core.execution.interpreter import (
     LabelOutcome,
     OutputRecord,
@@ -32,6 +34,7 @@ __all__ = [
     "OutputRecord",
     "PerSpanOutcome",
     "Shard",
+    "ShardCounts",
     "ShardResult",
     "StepTrace",
     "answers",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from falconer_core.errors import ConfigError
 from falconer_core.metamodel.precision import DEFAULT_PRECISION_CHOICE, PRECISION_DESCRIPTION, PrecisionChoice
+from falconer_core.settings import Settings
 
 RunnerName = Literal["sequential", "processes", "dask"]
 
@@ -75,6 +76,10 @@ class ExecutionSettings(BaseModel):
             return self.shard_size
         wanted = max(n_texts / 64, 1)
         return min(MAX_AUTO_SHARD, max(MIN_AUTO_SHARD, 2 ** round(math.log2(wanted))))
+
+    def resolved_run_folder(self) -> str:
+        """Where this run's parts go: `run_folder`, or the runs folder of the settings (HOME/runs)."""
+        return self.run_folder or str(Settings().runs_dir)
 
     def worker_count(self) -> int:
         """How many processes or Dask workers a local runner starts."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.corpus import CorpusSnapshot
+from falconer_core.execution.counts import ShardCounts
 from falconer_core.execution.interpreter import execute_plan
 from falconer_core.execution.outputs import output_rows
 from falconer_core.execution.parts import write_part
@@ -54,9 +55,7 @@ class ShardResult(BaseModel):
     seconds: float = Field(description="Metamodel time for the shard.")
     pid: int = Field(description="The worker process that ran it.")
     model_loads: int = Field(description="Times that process has loaded this model (1: loaded once, then reused).")
-    cascade: dict[str, Any] | None = Field(
-        None, description="A cascade shard's band_texts, llm_texts, over_budget and llm_usage (None: proxy only)."
-    )
+    cascade: ShardCounts | None = Field(None, description="What a cascade shard routed (None: proxy only).")
 
 
 class Cascade(Protocol):
@@ -144,7 +143,7 @@ def execute_shard(
         routed = cascade.route(plan, ids, texts, records, proxy)
         records = routed.records
         rows = output_rows(records, plan, model_version, sources=routed.sources, in_band=routed.in_band)
-        counts = {**routed.counts(), "llm_usage": routed.usage}
+        counts = routed.counts()
     url = write_part(rows, run_folder, run_id, shard.index)
     return ShardResult(
         shard=shard, part=url, n_rows=len(rows), n_texts=len(part), n_passed=sum(r.passed for r in records),

@@ -8,6 +8,7 @@ from falconer_core.reporting.results import (
     ExecutionResult,
     IncubationResult,
     MineResult,
+    execution_result,
     mining_costs,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "IncubationResult",
     "MineResult",
     "compare_costs",
+    "execution_result",
     "costs_table",
     "f1_plot",
     "mining_costs",

@@ -3,11 +3,15 @@ can print or act on."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from falconer_core.cascade.report import CascadeReport
 from falconer_core.evaluation.scoring import Evaluation
+from falconer_core.execution.runplan import RunPlan
+from falconer_core.execution.shards import ShardResult
 from falconer_core.plan import Plan
 from falconer_core.reporting.costs import CostRow, compare_costs
 
@@ -53,7 +57,7 @@ class ExecutionResult(BaseModel):
     rows: int = Field(description="Output rows of the run in the store.")
     seconds: float = Field(description="Metamodel time spent by this flow run.")
     texts_run: int = Field(description="Texts executed by this flow run.")
-    cascade: dict[str, Any] | None = Field(
+    cascade: CascadeReport | None = Field(
         None, description="A cascade run's report: thresholds, texts routed to the LLM, its usage, budget and audit.",
     )
 
@@ -75,6 +79,21 @@ class EvaluationResult(BaseModel):
     evaluation: Evaluation
 
 
+def execution_result(
+    run: RunPlan, *, summary: dict[str, Any], results: Sequence[ShardResult], reused: Sequence[int], store_path: str,
+    runner: str, cascade: CascadeReport | None = None,
+) -> ExecutionResult:
+    """What `execute` returns: the run's totals in the store (`summary`: its record with `rows`
+    and `shards`) and what this flow run did (the shards it executed, the ones it reused)."""
+    return ExecutionResult(
+        run_id=run.run_id, model_version=run.model_version, plan_hash=run.plan_hash, corpus_id=run.corpus_id,
+        store_path=store_path, n_texts=run.n_texts, shards=summary["shards"], shards_run=len(results),
+        shards_reused=len(reused), rows=summary["rows"], seconds=round(sum(r.seconds for r in results), 4),
+        texts_run=sum(r.n_texts for r in results), runner=runner, processes=len({r.pid for r in results}),
+        model_loads_per_process=max((r.model_loads for r in results), default=0), cascade=cascade,
+    )
+
+
 def mining_costs(incubation: IncubationResult, execution: ExecutionResult) -> list[CostRow]:
     """The comparison for a `mine` run: proxy time from the shards this run executed, or from
     the held-out evaluation when every shard was already done."""
@@ -89,4 +108,6 @@ def mining_costs(incubation: IncubationResult, execution: ExecutionResult) -> li
     )
 
 
-__all__ = ["EvaluationResult", "ExecutionResult", "IncubationResult", "MineResult", "mining_costs"]
+__all__ = [
+    "EvaluationResult", "ExecutionResult", "IncubationResult", "MineResult", "execution_result", "mining_costs",
+]

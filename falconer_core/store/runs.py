@@ -1,25 +1,32 @@
-"""The store's run records: one row per run (status, size, heartbeat, params) and what progress
-its shards show. A part of `Store` (it uses the store's connection and lock), kept in its own
-module because runs are their own concept: created, resumed, watched, finished."""
+"""The store's run records: one row per run (status, size, heartbeat, params, report) and what
+progress its shards show. Runs are their own concept: created, resumed, watched, finished."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from falconer_core.clock import now as _now
 from falconer_core.errors import ConfigError, StoreError
+from falconer_core.execution.counts import ShardCounts
 from falconer_core.secrets import SECRET_NAME as _SECRET_KEY
+from falconer_core.store.connection import Connection
 from falconer_core.store.schemas import RUN_STATUSES, RunsSchema, RunStatus, is_missing
+
+if TYPE_CHECKING:  # the cascade builds on execution, which reads the store's schemas
+    from falconer_core.cascade.report import CascadeReport
 
 _FINISHED = {"completed", "failed", "cancelled"}
 
 
 class RunRecords:
-    """Run records of a `Store` (which provides `_exec`, `_fetch`, `_read`, `_lock` and `path`)."""
+    """The `runs` table, and the run-level view of `run_shards` (counts, progress)."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
 
     def upsert_run(
         self,
@@ -41,34 +48,32 @@ class RunRecords:
             params_json = json.dumps(check_no_secrets(params), sort_keys=True, default=str)
         now = _now()
         finished = now if status in _FINISHED else None
-        with self._lock:
-            self._exec(
-                "INSERT INTO runs (run_id, kind, plan_hash, model_version, corpus_id, status, started_at, "
-                "finished_at, params, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
-                "heartbeat_at = excluded.heartbeat_at, "
-                "kind = excluded.kind, status = excluded.status, finished_at = excluded.finished_at, "
-                "plan_hash = coalesce(excluded.plan_hash, runs.plan_hash), "
-                "model_version = coalesce(excluded.model_version, runs.model_version), "
-                "corpus_id = coalesce(excluded.corpus_id, runs.corpus_id), "
-                "params = coalesce(excluded.params, runs.params)",
-                [run_id, kind, plan_hash, model_version, corpus_id, status, now, finished, params_json, now],
-            )
+        self.db.execute(
+            "INSERT INTO runs (run_id, kind, plan_hash, model_version, corpus_id, status, started_at, "
+            "finished_at, params, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+            "heartbeat_at = excluded.heartbeat_at, "
+            "kind = excluded.kind, status = excluded.status, finished_at = excluded.finished_at, "
+            "plan_hash = coalesce(excluded.plan_hash, runs.plan_hash), "
+            "model_version = coalesce(excluded.model_version, runs.model_version), "
+            "corpus_id = coalesce(excluded.corpus_id, runs.corpus_id), "
+            "params = coalesce(excluded.params, runs.params)",
+            [run_id, kind, plan_hash, model_version, corpus_id, status, now, finished, params_json, now],
+        )
 
     def set_run_status(self, run_id: str, status: RunStatus) -> None:
         """Move a run to `status` (stamping `finished_at` when it is a final one)."""
         if status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}; use one of {RUN_STATUSES}")
-        with self._lock:
-            updated = self._exec(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ? RETURNING run_id",
-                [status, _now() if status in _FINISHED else None, run_id],
-            )
+        updated = self.db.execute(
+            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ? RETURNING run_id",
+            [status, _now() if status in _FINISHED else None, run_id],
+        )
         if not updated:
-            raise StoreError(f"no run {run_id!r} in {self.path}; create it with upsert_run first")
+            raise StoreError(f"no run {run_id!r} in {self.db.path}; create it with upsert_run first")
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """One run as a dict (params decoded), or None when unknown."""
-        frame = self._read(RunsSchema, "SELECT * FROM runs WHERE run_id = ?", [run_id], "runs")
+        frame = self.db.read(RunsSchema, "SELECT * FROM runs WHERE run_id = ?", [run_id], "runs")
         if frame.empty:
             return None
         record = frame.iloc[0].to_dict()
@@ -76,44 +81,51 @@ class RunRecords:
             record[key] = json.loads(record[key]) if isinstance(record[key], str) else None
         return {k: (None if is_missing(v) else v) for k, v in record.items()}
 
-    def update_run_report(self, run_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge `report` (what a run found: a cascade's thresholds, budget use, audit) into the
-        run's report; returns the whole report. Like params, it must hold no credentials."""
-        merged = {**((self.run(run_id) or {}).get("report") or {}), **check_no_secrets(report)}
-        with self._lock:
-            self._exec("UPDATE runs SET report = ? WHERE run_id = ?", [json.dumps(merged, sort_keys=True, default=str), run_id])
-        return merged
+    def update_run_report(self, run_id: str, report: CascadeReport) -> CascadeReport:
+        """Keep `report` (what a cascade run found: thresholds, budget use, audit) as the run's
+        report, over what was stored (`CascadeReport.merged_into`); returns the whole report.
+        Like params, it must hold no credentials."""
+        from falconer_core.cascade.report import CascadeReport
 
-    def cascade_counts(self, run_id: str) -> dict[str, Any]:
+        merged = report.merged_into((self.run(run_id) or {}).get("report"))
+        check_no_secrets(merged)
+        self.db.execute("UPDATE runs SET report = ? WHERE run_id = ?", [json.dumps(merged, sort_keys=True, default=str), run_id])
+        return CascadeReport.model_validate(merged)
+
+    def cascade_report(self, run_id: str) -> CascadeReport | None:
+        """The run's stored cascade report, or None when it has none."""
+        from falconer_core.cascade.report import CascadeReport
+
+        stored = (self.run(run_id) or {}).get("report")
+        return None if stored is None else CascadeReport.model_validate(stored)
+
+    def cascade_counts(self, run_id: str) -> ShardCounts:
         """A cascade run's totals over its committed shards: texts in a band, answered by the
         LLM, left to the proxy by the budget, and the LLM's calls, tokens and cost."""
-        with self._lock:
-            frame = self._fetch(
-                "SELECT band_texts, llm_texts, over_budget, llm_usage FROM run_shards WHERE run_id = ?", [run_id]
+        frame = self.db.fetch(
+            "SELECT band_texts, llm_texts, over_budget, llm_usage FROM run_shards WHERE run_id = ?", [run_id]
+        )
+        return ShardCounts.total(
+            ShardCounts(
+                band_texts=0 if is_missing(band) else int(band), llm_texts=0 if is_missing(llm) else int(llm),
+                over_budget=0 if is_missing(over) else int(over), llm_usage={} if is_missing(usage) else json.loads(usage),
             )
-        totals: dict[str, Any] = {k: int(frame[k].fillna(0).sum()) for k in ("band_texts", "llm_texts", "over_budget")}
-        usage: dict[str, float] = {}
-        for raw in frame["llm_usage"].dropna():
-            for key, value in json.loads(raw).items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    usage[key] = usage.get(key, 0) + value
-        return {**totals, "llm_usage": usage}
+            for band, llm, over, usage in frame.itertuples(index=False)
+        )
 
     def runs(self, kind: str | None = None) -> pd.DataFrame:
         """All runs (optionally of one kind), newest first."""
         sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY started_at DESC"
-        return self._read(RunsSchema, sql, [kind] if kind else [], "runs")
+        return self.db.read(RunsSchema, sql, [kind] if kind else [], "runs")
 
     def set_run_size(self, run_id: str, *, n_shards: int, n_texts: int) -> None:
         """Record how big the run is, so progress can be shown as done/total."""
-        with self._lock:
-            self._exec("UPDATE runs SET n_shards = ?, n_texts = ?, heartbeat_at = ? WHERE run_id = ?",
-                       [int(n_shards), int(n_texts), _now(), run_id])
+        self.db.execute("UPDATE runs SET n_shards = ?, n_texts = ?, heartbeat_at = ? WHERE run_id = ?",
+                        [int(n_shards), int(n_texts), _now(), run_id])
 
     def heartbeat(self, run_id: str) -> None:
         """Say the run is alive; a running run whose heartbeat stops is shown as stale."""
-        with self._lock:
-            self._exec("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
+        self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
 
     def run_progress(self, *, stale_after_seconds: float = 600.0, kind: str | None = None) -> pd.DataFrame:
         """One row per run: status (a `running` run without a heartbeat for `stale_after_seconds`
@@ -125,8 +137,7 @@ class RunRecords:
             "coalesce(sum(s.seconds), 0)::DOUBLE AS seconds FROM runs r LEFT JOIN run_shards s ON s.run_id = r.run_id"
             f"{where} GROUP BY ALL ORDER BY r.started_at DESC"
         )
-        with self._lock:
-            frame = self._fetch(sql, [kind] if kind else [])
+        frame = self.db.fetch(sql, [kind] if kind else [])
         now = _now()
         beat = frame["heartbeat_at"].fillna(frame["started_at"])
         idle = [(now - b).total_seconds() if not is_missing(b) else 0.0 for b in beat]

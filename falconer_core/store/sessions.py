@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
+from falconer_core.cascade.report import CascadeReport
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution.parts import read_part, remove_part
 from falconer_core.execution.shards import ShardResult
@@ -57,8 +58,10 @@ def commit_shard(store_path: str | Path, run_id: str, result: ShardResult, work_
     delete the part; returns rows written. Repeating it for the same shard is harmless."""
     part = read_part(result.part)
     with Store(store_path) as store:
-        rows = store.commit_part(run_id, result.shard.index, part, work_key=work_key, n_texts=result.n_texts,
-                                 seconds=result.seconds, cascade=result.cascade)
+        rows = store.shard_outputs.commit_part(
+            run_id, result.shard.index, part, work_key=work_key, n_texts=result.n_texts, seconds=result.seconds,
+            cascade=result.cascade,
+        )
     remove_part(result.part)
     return rows
 
@@ -72,11 +75,11 @@ def finish_run(store_path: str | Path, run_id: str, status: str = "completed") -
         return {**record, "rows": int(rows), "shards": len(store.completed_shards(run_id))}
 
 
-def record_run_report(store_path: str | Path, run_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `report` into the run's report, adding a cascade's totals over its shards."""
+def record_run_report(store_path: str | Path, run_id: str, report: CascadeReport) -> CascadeReport:
+    """Keep `report` as the run's report, with the cascade's totals over its committed shards."""
     with Store(store_path) as store:
-        counts = store.cascade_counts(run_id)
-        return store.update_run_report(run_id, {**report, **counts})
+        counts = store.run_records.cascade_counts(run_id)
+        return store.run_records.update_run_report(run_id, report.with_counts(counts))
 
 
 def stored_outputs(store_path: str | Path, run_id: str, text_ids: list[str]):
