@@ -52,7 +52,9 @@ def execute(
     chosen = plan_for_model(plan, source.version)
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
-    calibration = None if cascade is None else tasks.calibrate(model=source, plan=chosen, corpus=snapshot, settings=cascade)
+    calibration = None if cascade is None else tasks.calibrate(
+        model=source, plan=chosen, corpus=snapshot, settings=cascade, precision=execution.precision,
+    )
     run = tasks.plan_run(
         model=model, source=source, plan=chosen, corpus=corpus, snapshot=snapshot, corpus_id=corpus_id,
         execution=execution, cascade=cascade, calibration=calibration,

@@ -21,7 +21,8 @@ from falconer_core.cascade import (
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.execution import execute_plan
 from falconer_core.hashing import content_hash
-from falconer_core.metamodel import ModelSource
+from falconer_core.metamodel import ModelSource, Precision
+from falconer_core.metamodel.precision import precision_key
 from falconer_core.plan import Plan
 from falconer_core.registry import Registry
 from falconer_core.settings import Settings
@@ -32,11 +33,11 @@ _RETRY = {"retries": 3, "retry_delay_seconds": RETRY_DELAYS, "retry_condition_fn
 
 
 def _calibration_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """The model, the plan, the corpus and the cascade's settings determine the thresholds."""
+    """The model, its precision, the plan, the corpus and the cascade's settings determine the thresholds."""
     model: ModelSource = parameters["model"]
     return content_hash(
         "calibrate", model.version or model.path, parameters["plan"].hash, parameters["corpus"].corpus_id,
-        parameters["settings"].identity(),
+        parameters["settings"].identity(), *precision_key(parameters.get("precision", "fp32")),
     )
 
 
@@ -44,9 +45,14 @@ def _calibration_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     name="calibrate-cascade", **_RETRY, cache_policy=CacheKeyFnPolicy(cache_key_fn=_calibration_key) + CODE,
     persist_result=True, result_storage=RESULTS,
 )
-def calibrate(model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: CascadeSettings) -> Calibration:
-    """The proxy and the LLM answer a uniform random sample; every cascaded step gets thresholds."""
-    calibration = calibrate_corpus(model, plan, corpus, settings, cache_dir=Settings().llm_cache_dir)
+def calibrate(
+    model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: CascadeSettings, precision: Precision = "fp32",
+) -> Calibration:
+    """The proxy (at the shards' precision) and the LLM answer a uniform random sample; every
+    cascaded step gets thresholds."""
+    calibration = calibrate_corpus(
+        model, plan, corpus, settings, cache_dir=Settings().llm_cache_dir, precision=precision,
+    )
     logger = get_run_logger()
     for t in calibration.thresholds:
         keep = f"P(true) <= {t.lower:.4f} or >= {t.upper:.4f}" if t.op == "label" else f"confidence >= {t.upper:.4f}"

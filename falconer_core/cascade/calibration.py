@@ -24,6 +24,7 @@ from falconer_core.cascade.thresholds import StepThreshold, label_threshold, spa
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.errors import ConfigError
 from falconer_core.execution.interpreter import OutputRecord, execute_plan
+from falconer_core.metamodel.precision import REFERENCE_PRECISION, Precision
 from falconer_core.metamodel.source import ModelSource, open_metamodel
 from falconer_core.plan import Plan
 from falconer_core.types import Runner
@@ -69,9 +70,11 @@ def calibration_stages(size: int) -> list[int]:
 
 def calibrate_corpus(
     model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: CascadeSettings, *, cache_dir: Path | None = None,
+    precision: Precision = REFERENCE_PRECISION,
 ) -> Calibration:
     """Draw the calibration texts from the snapshot, have the proxy and the LLM answer them, and
-    set every cascaded step's thresholds. The draw is capped by the LLM budget."""
+    set every cascaded step's thresholds. The draw is capped by the LLM budget. The proxy runs at
+    the shards' `precision`, so thresholds are set on the confidences they are applied to."""
     size = settings.calibration_for(corpus.n_texts)
     if settings.llm_budget is not None:
         size = min(size, settings.llm_budget)
@@ -85,7 +88,7 @@ def calibrate_corpus(
     positions = calibration_positions(corpus.n_texts, size, settings.seed)
     rows = corpus.rows_at(positions)
     llm, client = build_annotator(settings.llm, plan, None, cache_dir=cache_dir)
-    proxy = ScoredProxy(open_metamodel(model))
+    proxy = ScoredProxy(open_metamodel(model, precision=precision))
     return calibrate(
         plan, settings, rows["id"].astype(str).tolist(), rows["text"].tolist(), proxy, llm,
         positions=positions, usage=client.usage, n_corpus=corpus.n_texts,
