@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from falconer_cli import inspect, pipeline, server  # noqa: F401, I001  (registers the commands, in this order)
+from falconer_cli import inspect, pipeline, server, serving  # noqa: F401, I001  (registers the commands, in this order)
 from falconer_cli.app import app, guarded
 
 

@@ -48,6 +48,8 @@ DEFAULT_EXPERIMENT = "falconer"
 #: that this module does not import torch.
 CHECKPOINT_CONFIG = "falconer.json"
 CHECKPOINT_ARTIFACT = "checkpoint"
+#: Serving hook (issue 21): new versions' source, the run's MLflow model folder (`falconer_core.serving`).
+MODEL_ARTIFACT = "model"
 
 _MLFLOW_KEY = re.compile(r"[^\w.\- /]")
 _BAD_NAME_CHARS = ("/", ":", "@", "'", '"')
@@ -207,7 +209,8 @@ class Registry:
             self._log_run(run_id, params, key_metrics, summary, plan, folder, annotations_path, secrets.values())
             parent_model = self._tags(parent_ref).get(T.LOGGED_MODEL_ID) if parent_ref else None
             logged_model = log_run_lineage(
-                self.client, self.experiment_id, run_id, model_name, lineage, annotations_path, heldout_ids, parent_model
+                self.client, self.experiment_id, run_id, model_name, lineage, annotations_path, heldout_ids, parent_model,
+                checkpoint_artifact=f"{MODEL_ARTIFACT}/artifacts/{CHECKPOINT_ARTIFACT}",  # serving hook (issue 21)
             )
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
@@ -262,12 +265,16 @@ class Registry:
             rows += _summary_metrics(summary, now)
         for i in range(0, len(rows), _BATCH * 10):
             self.client.log_batch(run_id, metrics=rows[i : i + _BATCH * 10])
-        self.client.log_artifacts(run_id, str(folder), CHECKPOINT_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="falconer-mlflow-") as tmp:
             (Path(tmp) / PLAN_ARTIFACT).write_text(redaction.redact(plan.to_yaml(), secrets), "utf-8")
             if summary is not None:
                 (Path(tmp) / SUMMARY_ARTIFACT).write_text(json.dumps(summary, indent=2), "utf-8")
             self.client.log_artifacts(run_id, tmp)
+            # --- serving hook (issue 21): the checkpoint is logged as an MLflow pyfunc model
+            from falconer_core.serving.pyfunc import log_pyfunc
+
+            log_pyfunc(self.client, run_id, folder, Path(tmp) / PLAN_ARTIFACT)
+            # --- end serving hook
         if annotations_path is not None:
             path = Path(annotations_path)
             if path.is_dir():
@@ -288,7 +295,7 @@ class Registry:
                 raise
         mv = self.client.create_model_version(
             model_name,
-            source=f"runs:/{run_id}/{CHECKPOINT_ARTIFACT}",
+            source=f"runs:/{run_id}/{MODEL_ARTIFACT}",  # serving hook (issue 21): the pyfunc model
             run_id=run_id,
             tags=tags,
             description=description,
@@ -425,6 +432,11 @@ class Registry:
         uri = self.client.get_model_version_download_uri(mv.name, str(mv.version))
         if uri.startswith("runs:/"):
             run_id, _, path = uri[len("runs:/"):].partition("/")
+            # --- serving hook (issue 21): a pyfunc model holds the checkpoint in its artifacts
+            from falconer_core.serving.pyfunc import checkpoint_artifact
+
+            path = checkpoint_artifact(self.client, run_id, path)
+            # --- end serving hook
             return Path(self.client.download_artifacts(run_id, path, dst_path=str(into)))
         import mlflow.artifacts
 
