@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ def card(
     model: Annotated[str, typer.Argument(help="NAME, NAME@alias or NAME/version.")],
 ) -> None:
     """Print a version's model card (Markdown): task, lineage, scores, promotion, cost, how to load and serve."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bar before the card
     from falconer_core.registry import Registry
     from falconer_core.registry.card import build_card, card_facts
 

@@ -270,7 +270,7 @@ def test_the_version_description_is_its_model_card(registry):
         assert text in card, text
     result = CliRunner().invoke(app, ["card", f"{MODEL}/1"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == card.strip()
+    assert result.stdout.strip() == card.strip()
 
 
 def test_build_card_is_a_pure_function_of_its_facts():
