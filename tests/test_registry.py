@@ -150,7 +150,7 @@ def test_every_fine_tune_is_a_run_and_a_version_tagged_with_its_lineage(retuned)
         assert mv.tags[T.FLOW_RUN_ID] == f"flow-{n}"
         assert mv.tags[T.MLFLOW_RUN_ID] == mv.run_id == ref.run_id
         assert float(mv.tags[T.METRIC_PREFIX + "f1"]) == {64: 0.61, 128: 0.72, 256: 0.75}[n]
-        assert mv.source == f"runs:/{mv.run_id}/checkpoint"
+        assert mv.source == f"runs:/{mv.run_id}/model"  # an MLflow pyfunc model holding the checkpoint
 
         run = reg.client.get_run(mv.run_id)
         assert run.info.status == "FINISHED"
@@ -166,8 +166,8 @@ def test_every_fine_tune_is_a_run_and_a_version_tagged_with_its_lineage(retuned)
     assert first.data.metrics["f1"] == 0.61
     assert "train.best_epoch" in first.data.metrics
     artifacts = {a.path for a in reg.client.list_artifacts(refs[0].run_id)}
-    assert artifacts == {"checkpoint", "plan.yaml", "training_summary.json", "annotations"}
-    checkpoint_files = {Path(a.path).name for a in reg.client.list_artifacts(refs[0].run_id, "checkpoint")}
+    assert artifacts == {"model", "plan.yaml", "training_summary.json", "annotations"}
+    checkpoint_files = {Path(a.path).name for a in reg.client.list_artifacts(refs[0].run_id, "model/artifacts/checkpoint")}
     assert {"falconer.json", "config.json", "model.safetensors"} <= checkpoint_files
     # artifacts land in the registry's own folder, not ./mlruns
     root = Path(reg.artifact_location.removeprefix("file://"))

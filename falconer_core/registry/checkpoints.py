@@ -12,6 +12,7 @@ from falconer_core.errors import ConfigError
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.registry.artifacts import CHECKPOINT_CONFIG
 from falconer_core.registry.refs import ModelVersionRef, RegistryError
+from falconer_core.serving.pyfunc import checkpoint_artifact
 
 if TYPE_CHECKING:
     from falconer_core.registry.lookup import VersionLookup
@@ -63,6 +64,7 @@ class Checkpoints:
         uri = self.client.get_model_version_download_uri(mv.name, str(mv.version))
         if uri.startswith("runs:/"):
             run_id, _, path = uri[len("runs:/"):].partition("/")
+            path = checkpoint_artifact(self.client, run_id, path)  # a pyfunc model holds it in its artifacts
             return Path(self.client.download_artifacts(run_id, path, dst_path=str(into)))
         import mlflow.artifacts
 

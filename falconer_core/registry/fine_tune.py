@@ -17,7 +17,7 @@ from falconer_core.errors import ConfigError, ModelError
 from falconer_core.plan import Plan
 from falconer_core.registry import redaction
 from falconer_core.registry import tags as T
-from falconer_core.registry.artifacts import CHECKPOINT_ARTIFACT, CHECKPOINT_CONFIG, PLAN_ARTIFACT, SUMMARY_ARTIFACT
+from falconer_core.registry.artifacts import CHECKPOINT_CONFIG, MODEL_CHECKPOINT, PLAN_ARTIFACT, SUMMARY_ARTIFACT
 from falconer_core.registry.inputs import log_run_lineage
 from falconer_core.registry.refs import ModelVersionRef
 from falconer_core.registry.runlog import clean_params, log_metrics, log_params, metric_rows, numbers, open_run
@@ -96,7 +96,7 @@ class FineTuneLogger:
             parent_model = (parent.tags or {}).get(T.LOGGED_MODEL_ID) if parent is not None else None
             logged_model = log_run_lineage(
                 self.client, self.experiment.id, run_id, tune.model_name, lineage, tune.annotations_path,
-                tune.heldout_ids, parent_model,
+                tune.heldout_ids, parent_model, checkpoint_artifact=MODEL_CHECKPOINT,
             )
         return run_id, logged_model
 
@@ -104,13 +104,16 @@ class FineTuneLogger:
         self, run_id: str, folder: Path, plan: Plan, summary: Any, annotations_path: str | os.PathLike | None,
         secrets: Iterable[str],
     ) -> None:
-        """The checkpoint folder, `plan.yaml` (redacted), the training summary and the annotations."""
-        self.client.log_artifacts(run_id, str(folder), CHECKPOINT_ARTIFACT)
+        """The checkpoint as an MLflow pyfunc model (with the plan inside), `plan.yaml` (redacted),
+        the training summary and the annotations."""
+        from falconer_core.serving.pyfunc import log_pyfunc
+
         with tempfile.TemporaryDirectory(prefix="falconer-mlflow-") as tmp:
             (Path(tmp) / PLAN_ARTIFACT).write_text(redaction.redact(plan.to_yaml(), secrets), "utf-8")
             if summary is not None:
                 (Path(tmp) / SUMMARY_ARTIFACT).write_text(json.dumps(summary, indent=2), "utf-8")
             self.client.log_artifacts(run_id, tmp)
+            log_pyfunc(self.client, run_id, folder, Path(tmp) / PLAN_ARTIFACT)
         if annotations_path is not None:
             path = Path(annotations_path)
             if path.is_dir():

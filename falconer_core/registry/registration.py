@@ -71,6 +71,11 @@ def register_checkpoint(
     if ref is None:
         ref = _log(registry, checkpoint, annotations, metrics, model_name, corpus_id, flow_run_id, key)
     decision = registry.promote(ref.name, ref.version, metrics, dict(gate), comparison)
+    # --- serving hook (issue 21): the version's model card, with the decision just made
+    from falconer_core.registry.card import write_card
+
+    write_card(registry, ref, cost=annotations.usage)
+    # --- end serving hook
     return Registration(version=str(ref), run_id=ref.run_id, champion=decision.champion, reasons=list(decision.reasons))
 
 

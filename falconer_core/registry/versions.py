@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from falconer_core.registry import tags as T
-from falconer_core.registry.artifacts import CHECKPOINT_ARTIFACT
+from falconer_core.registry.artifacts import MODEL_ARTIFACT
 from falconer_core.registry.refs import ModelVersionRef
 from falconer_core.registry.runlog import mlflow_key
 
@@ -50,7 +50,7 @@ def create_version(client: Any, model_name: str, run_id: str, tags: dict[str, st
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     mv = client.create_model_version(
-        model_name, source=f"runs:/{run_id}/{CHECKPOINT_ARTIFACT}", run_id=run_id, tags=tags, description=description,
+        model_name, source=f"runs:/{run_id}/{MODEL_ARTIFACT}", run_id=run_id, tags=tags, description=description,
     )
     version = ModelVersionRef.of(mv)
     client.set_tag(run_id, T.MODEL_VERSION, str(version))
