@@ -5,7 +5,8 @@
   process its share of torch threads, and the metamodel loads once per process (the per-process
   cache of `open_metamodel`; each shard logs how many loads its process made).
 - `dask`: prefect-dask's `DaskTaskRunner`, on a `LocalCluster` of single-threaded worker
-  processes, or on an existing cluster at `dask_address` (checked before any work).
+  processes, or on an existing cluster at `dask_address` (checked before any work), whose
+  workers report to the flow's Prefect API (`flows.cluster.ClusterTaskRunner`).
 """
 
 from __future__ import annotations
@@ -31,24 +32,32 @@ def task_runner(execution: ExecutionSettings) -> TaskRunner:
         )
     from prefect_dask import DaskTaskRunner
 
+    from flows.cluster import ClusterTaskRunner
+
     if execution.dask_address:
         check_reachable(execution.dask_address)
-        return DaskTaskRunner(address=execution.dask_address)
+        return ClusterTaskRunner(address=execution.dask_address, api_url=flow_api_url())
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": execution.worker_count(), "threads_per_worker": 1, "processes": True,
         "dashboard_address": None,
     })
 
 
-def share_api_with_workers() -> None:
-    """Point worker processes started from here at this flow's Prefect API. Without it, a
-    worker of a flow on the temporary server would start a temporary server of its own (one
-    more process per worker, and task runs recorded where nobody looks)."""
+def flow_api_url() -> str | None:
+    """The Prefect API this flow reports to: PREFECT_API_URL, or the temporary server's URL."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         url = str(client.api_url).rstrip("/")
-    if url.startswith("http") and not os.environ.get("PREFECT_API_URL"):
+    return url if url.startswith("http") else None
+
+
+def share_api_with_workers() -> None:
+    """Point worker processes started from here at this flow's Prefect API. Without it, a
+    worker of a flow on the temporary server would start a temporary server of its own (one
+    more process per worker, and task runs recorded where nobody looks)."""
+    url = flow_api_url()
+    if url and not os.environ.get("PREFECT_API_URL"):
         os.environ["PREFECT_API_URL"] = url  # inherited by the processes the runner starts
 
 
@@ -66,4 +75,4 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-__all__ = ["check_reachable", "task_runner"]
+__all__ = ["check_reachable", "flow_api_url", "task_runner"]

@@ -3,8 +3,11 @@ the task runner puts it."""
 
 from __future__ import annotations
 
+import logging
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 import falconer_core.execution as core
 from falconer_core.cascade import Calibration, CascadeSettings
@@ -31,6 +34,15 @@ def plan_run(
     return run
 
 
+def shard_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The task run's logger, or a plain one where the shard runs outside Prefect (a Dask worker
+    that cannot reach the flow's API runs the function itself, see flows/cluster.py)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("falconer.execute-shard")
+
+
 @task(name="execute-shard", task_run_name="execute-shard-{shard.index}", cache_policy=NO_CACHE)
 def execute_shard(
     *, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shard: Shard, run: RunPlan,
@@ -43,7 +55,7 @@ def execute_shard(
         run_folder=run.run_folder, batch_size=execution.batch_size, threads=execution.threads(),
         precision=execution.precision, cascade=run.routes.get(shard.index),
     )
-    logger = get_run_logger()
+    logger = shard_logger()
     logger.info(
         "shard %d: %d texts, %d pass the filter, %d rows in %.2f s (process %d, model loads here: %d)",
         shard.index, result.n_texts, result.n_passed, result.n_rows, result.seconds, result.pid, result.model_loads,
