@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,21 +62,31 @@ def replay_per_task(n_tasks: int, n_new: int, training: TrainingSettings) -> int
 def replay_examples(
     earlier: Sequence[EarlierTask], n_new: int, training: TrainingSettings
 ) -> tuple[list[Example], dict[str, int]]:
-    """The replayed examples (tasks in plan-hash order) and how many came from each task. Each
-    task gives a sample, seeded by `training.seed` and its set, of the examples of its texts
-    that were not held out, at most `replay_per_task`."""
-    per_task = replay_per_task(len(earlier), n_new, training)
+    """The replayed examples and how many came from each task (by plan hash): `sample_replay`
+    over the examples of each task's texts that were not held out."""
+    pools: dict[str, list[Example]] = {}
+    for task in sorted(earlier, key=lambda t: (t.plan_hash, t.annotations.hash)):
+        pools.setdefault(task.plan_hash, []).extend(flatten(step_examples(task.annotations, task.train_ids)))
+    return sample_replay(pools, n_new, training)
+
+
+def sample_replay(
+    pools: Mapping[str, Sequence[Example]], n_new: int, training: TrainingSettings
+) -> tuple[list[Example], dict[str, int]]:
+    """From each named pool (one per earlier task, in name order), a sample seeded by
+    `training.seed` and the name, of at most `replay_per_task` examples, kept in pool order."""
+    per_task = replay_per_task(len(pools), n_new, training)
     chosen: list[Example] = []
     counts: dict[str, int] = {}
     if per_task == 0:
         return chosen, counts
-    for task in sorted(earlier, key=lambda t: (t.plan_hash, t.annotations.hash)):
-        pool = flatten(step_examples(task.annotations, task.train_ids))
-        rng = random.Random(content_hash("replay", training.seed, task.annotations.hash))
+    for name in sorted(pools):
+        pool = pools[name]
+        rng = random.Random(content_hash("replay", training.seed, name))
         picked = sorted(rng.sample(range(len(pool)), min(per_task, len(pool))))
         chosen += [pool[k] for k in picked]
-        counts[task.plan_hash] = len(picked)
+        counts[name] = len(picked)
     return chosen, counts
 
 
-__all__ = ["EarlierTask", "replay_examples", "replay_key", "replay_per_task"]
+__all__ = ["EarlierTask", "replay_examples", "replay_key", "replay_per_task", "sample_replay"]
