@@ -1,56 +1,238 @@
-"""Continual re-tuning (paper 5.1): fine-tune on BC2GM genes, then on BTC persons starting
-from that checkpoint. Compare BTC F1 with a BTC fine-tune from the base, and report how much
-BC2GM F1 the re-tuned checkpoint keeps.
+"""Continual re-tuning: one metamodel learns task after task (BC2GM genes -> BTC persons -> SMS
+spam -> the demo plan on BTC), with and without replay of the earlier tasks (the sampling the
+flows use, `falconer_core.training.replay.sample_replay`). For every task: F1 of its own
+specialist (fine-tuned from the base), of the sequential model right after it learned the task
+and of the final model, each with a 95% bootstrap interval over test texts; forward transfer at
+64 annotations (the sequence's model so far vs the base); training time with and without replay.
 
-    python benchmarks/continual.py --size 512
+    python benchmarks/continual.py                       # 512 annotations, seeds 0 1 2 (hours on CPU)
+    python benchmarks/continual.py --size 32 --seeds 0 --test-size 50 --epochs 1   # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import common  # noqa: F401
+import numpy as np
 from common import save, subset
 
-from falconer_core.evaluation import word_f1
+from falconer_core.evaluation.metrics import covered_words, word_offsets
 from falconer_core.metamodel import Metamodel
-from falconer_core.readers import load_split
+from falconer_core.readers import load_sms, load_split
+from falconer_core.training import TrainingSettings
+from falconer_core.training.replay import sample_replay
+from falconer_core.types import Example, LabelExample, SpanExample
+
+TEST_SEED = 12345
+PLACE = "Does this tweet mention a place?"  # the demo plan's steps (falconer_core/data/demo_plan.yaml)
+PEOPLE = "Extract the names of people."
 
 
-def f1(model: Metamodel, test: list) -> float:
-    texts = [e.text for e in test]
-    predicted = model.get_span(texts, test[0].instruction, progress=False)
-    return round(word_f1(predicted, [list(e.spans) for e in test], texts)["f1"], 4)
+@dataclass
+class Task:
+    """One task of the sequence: its training examples (one list per annotated text) and a scorer
+    giving per-test-text (tp, fp, fn) counts, one row per scored part (a plan step)."""
+
+    name: str
+    train: list[list[Example]]
+    counts: Callable[[Metamodel], np.ndarray]  # (texts, parts, 3)
+
+    def examples(self, n: int | None = None) -> list[Example]:
+        return [e for text in self.train[:n] for e in text]
+
+
+def span_counts(model: Metamodel, texts: list[str], instruction: str, gold: list[list]) -> np.ndarray:
+    """Per text: words covered by predicted and gold spans, as (tp, fp, fn)."""
+    predicted = model.get_span(texts, instruction, progress=False) if texts else []
+    out = np.zeros((len(texts), 3))
+    for k, (mine, theirs, text) in enumerate(zip(predicted, gold, texts)):
+        words = word_offsets(text)
+        a, b = covered_words(mine, words), covered_words(theirs, words)
+        out[k] = (len(a & b), len(a - b), len(b - a))
+    return out
+
+
+def label_counts(model: Metamodel, texts: list[str], instruction: str, gold: list[bool]) -> np.ndarray:
+    """Per text: the positive class's (tp, fp, fn)."""
+    predicted = [bool(r) for r in model.get_label(texts, instruction, progress=False)]
+    return np.array([(p and g, p and not g, g and not p) for p, g in zip(predicted, gold)], dtype=float)
+
+
+def span_task(name: str, data: str, size: int, test_size: int, seed: int) -> Task:
+    train = subset(load_split(data, "train"), size, seed=1000 + seed)
+    test = subset(load_split(data, "test"), test_size, seed=TEST_SEED)
+    texts, gold, instruction = [e.text for e in test], [list(e.spans) for e in test], test[0].instruction
+    return Task(name, [[e] for e in train], lambda m: span_counts(m, texts, instruction, gold)[:, None, :])
+
+
+def spam_task(size: int, test_size: int, seed: int) -> Task:
+    examples = load_sms()
+    order = list(range(len(examples)))
+    random.Random(TEST_SEED).shuffle(order)
+    test = [examples[i] for i in order[:test_size]]
+    train = subset([examples[i] for i in order[test_size:]], size, seed=1000 + seed)
+    texts, gold, instruction = [e.text for e in test], [e.label for e in test], test[0].instruction
+    return Task("spam", [[e] for e in train], lambda m: label_counts(m, texts, instruction, gold)[:, None, :])
+
+
+def demo_task(size: int, test_size: int, seed: int) -> Task:
+    """The demo plan on BTC: "mentions a place?" (gold: a LOC span) on every tweet, then the
+    people (PER spans) of the tweets that pass that filter, as the plan runs."""
+    def tweets(split: str):
+        places, people = load_split("btc-loc", split), load_split("btc-per", split)  # one file, same order
+        return [(p.text, bool(p.spans), list(q.spans)) for p, q in zip(places, people)]
+
+    def annotated(text: str, place: bool, people: list) -> list[Example]:
+        return [LabelExample(text, PLACE, place)] + ([SpanExample(text, PEOPLE, tuple(people))] if place else [])
+
+    train = subset(tweets("train"), size, seed=1000 + seed)
+    test = subset(tweets("test"), test_size, seed=TEST_SEED)
+
+    def counts(model: Metamodel) -> np.ndarray:
+        out = np.zeros((len(test), 2, 3))
+        out[:, 0] = label_counts(model, [t for t, _, _ in test], PLACE, [p for _, p, _ in test])
+        passed = [k for k, (_, place, _) in enumerate(test) if place]
+        out[passed, 1] = span_counts(model, [test[k][0] for k in passed], PEOPLE, [test[k][2] for k in passed])
+        return out
+
+    return Task("demo", [annotated(*t) for t in train], counts)
+
+
+def make_task(name: str, size: int, test_size: int, seed: int) -> Task:
+    if name == "genes":
+        return span_task("genes", "bc2gm", size, test_size, seed)
+    if name == "persons":
+        return span_task("persons", "btc-per", size, test_size, seed)
+    if name == "spam":
+        return spam_task(size, test_size, seed)
+    if name == "demo":
+        return demo_task(size, test_size, seed)
+    raise SystemExit(f"unknown task {name!r}: choose from genes, persons, spam, demo")
+
+
+def f1_with_interval(counts: np.ndarray, replicates: int = 1000) -> dict[str, float]:
+    """Mean over parts of the micro F1, with a 95% percentile bootstrap over test texts."""
+    def f1(c: np.ndarray) -> float:
+        totals = c.sum(axis=0)  # (parts, 3)
+        tp, fp, fn = totals[:, 0], totals[:, 1], totals[:, 2]
+        denominator = 2 * tp + fp + fn
+        return float(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 1.0)))
+
+    rng = np.random.default_rng(0)
+    draws = [f1(counts[rng.integers(0, len(counts), len(counts))]) for _ in range(replicates)]
+    return {"f1": round(f1(counts), 4), "lo": round(float(np.percentile(draws, 2.5)), 4),
+            "hi": round(float(np.percentile(draws, 97.5)), 4)}
+
+
+def train(model: Metamodel, examples: list[Example], settings: TrainingSettings) -> float:
+    started = time.perf_counter()
+    model.fine_tune(examples, settings)
+    return round(time.perf_counter() - started, 2)
+
+
+def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path) -> dict:
+    """Specialists, the two sequences (with and without replay), and forward transfer, for one seed."""
+    tasks = [make_task(n, args.size, args.test_size, seed) for n in names]
+    settings = TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
+                                replay_share=args.replay_share)
+    out: dict[str, dict] = {t.name: {} for t in tasks}
+    for task in tasks:
+        specialist = Metamodel.from_base(seed=seed)
+        out[task.name]["specialist_seconds"] = train(specialist, task.examples(), settings)
+        out[task.name]["specialist"] = f1_with_interval(task.counts(specialist))
+        print(f"  seed {seed} {task.name}: specialist {out[task.name]['specialist']}", flush=True)
+    for replay in (True, False):
+        mode = "replay" if replay else "no_replay"
+        model = Metamodel.from_base(seed=seed)
+        for k, task in enumerate(tasks):
+            pools = {t.name: t.examples() for t in tasks[:k]}
+            extra, _ = sample_replay(pools, len(task.examples()), settings) if replay else ([], {})
+            out[task.name][f"{mode}_seconds"] = train(model, task.examples() + extra, settings)
+            out[task.name][f"{mode}_replayed"] = len(extra)
+            out[task.name][f"{mode}_after"] = f1_with_interval(task.counts(model))
+            if replay and k + 1 < len(tasks):
+                model.save(folder / f"after-{k}")
+            print(f"  seed {seed} {task.name} ({mode}): right after {out[task.name][f'{mode}_after']}", flush=True)
+        for task in tasks:
+            out[task.name][f"{mode}_final"] = f1_with_interval(task.counts(model))
+    for k, task in enumerate(tasks[1:], 1):
+        few = task.examples(args.transfer_size)
+        from_sequence = Metamodel.load(folder / f"after-{k - 1}")
+        train(from_sequence, few, settings)
+        from_base = Metamodel.from_base(seed=seed)
+        train(from_base, few, settings)
+        out[task.name]["transfer"] = {"from_sequence": f1_with_interval(task.counts(from_sequence)),
+                                      "from_base": f1_with_interval(task.counts(from_base))}
+    return out
+
+
+def summarise(names: list[str], runs: list[dict]) -> dict[str, dict]:
+    """3-seed means of every F1 and time, and what the final model keeps of each specialist."""
+    def mean(path: Callable[[dict], float | None]) -> float | None:
+        values = [v for v in (path(r) for r in runs) if v is not None]
+        return round(statistics.fmean(values), 4) if values else None
+
+    summary = {}
+    for name in names:
+        row = {key: mean(lambda r, key=key: r[name][key]["f1"]) for key in
+               ("specialist", "replay_after", "replay_final", "no_replay_after", "no_replay_final")}
+        for key in ("specialist_seconds", "replay_seconds", "no_replay_seconds"):
+            row[key] = mean(lambda r, key=key: r[name][key])
+        for side in ("from_sequence", "from_base"):
+            row[f"transfer_{side}"] = mean(lambda r, side=side: r[name].get("transfer", {}).get(side, {}).get("f1"))
+        for mode in ("replay", "no_replay"):
+            final, own = row[f"{mode}_final"], row["specialist"]
+            row[f"{mode}_kept"] = round(final / own, 3) if final is not None and own else None
+        row["time_ratio"] = (round(row["replay_seconds"] / row["no_replay_seconds"], 2)
+                             if row["no_replay_seconds"] else None)
+        summary[name] = row
+    return summary
+
+
+def print_table(summary: dict[str, dict]) -> None:
+    columns = [("task", 8), ("special.", 9), ("R after", 8), ("R final", 8), ("R kept", 7), ("noR after", 10),
+               ("noR final", 10), ("noR kept", 9), ("T64 seq", 8), ("T64 base", 9), ("time R/noR", 11)]
+    print("".join(f"{c:>{w}}" for c, w in columns))
+    keys = ["specialist", "replay_after", "replay_final", "replay_kept", "no_replay_after", "no_replay_final",
+            "no_replay_kept", "transfer_from_sequence", "transfer_from_base", "time_ratio"]
+    for name, row in summary.items():
+        cells = [f"{name:>8}"] + [f"{'-' if row[k] is None else row[k]:>{w}}" for k, (_, w) in zip(keys, columns[1:])]
+        print("".join(cells))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=512, help="training sentences per task")
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=512, help="annotated texts per task")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--test-size", type=int, default=1000, help="test texts per task")
+    parser.add_argument("--epochs", type=int, default=None, help="most epochs per fine-tune (default: early stopping)")
+    parser.add_argument("--tasks", nargs="+", default=["genes", "persons", "spam", "demo"],
+                        help="the sequence, in order (genes persons spam demo)")
+    parser.add_argument("--transfer-size", type=int, default=64, help="annotations for forward transfer")
+    parser.add_argument("--replay-cap", type=int, default=TrainingSettings().replay_cap)
+    parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
     args = parser.parse_args()
 
-    genes_train = subset(load_split("bc2gm", "train"), args.size, seed=1000 + args.seed)
-    genes_test = subset(load_split("bc2gm", "test"), args.test_size, seed=12345)
-    people_train = subset(load_split("btc-per", "train"), args.size, seed=1000 + args.seed)
-    people_test = subset(load_split("btc-per", "test"), args.test_size, seed=12345)
-
-    first = Metamodel.from_base(seed=args.seed)
-    first.fine_tune(genes_train, seed=args.seed, progress=False)
-    genes_before = f1(first, genes_test)
-    first.fine_tune(people_train, seed=args.seed, progress=False)  # continues from the gene checkpoint
-    people_retuned, genes_after = f1(first, people_test), f1(first, genes_test)
-
-    fresh = Metamodel.from_base(seed=args.seed)
-    fresh.fine_tune(people_train, seed=args.seed, progress=False)
-    people_fresh = f1(fresh, people_test)
-
-    print(f"continual re-tuning, {args.size} sentences per task, {args.test_size} test sentences each")
-    print(f"  BTC persons F1: re-tuned from BC2GM checkpoint {people_retuned:.3f} vs from base {people_fresh:.3f}")
-    print(f"  BC2GM F1: after task 1 {genes_before:.3f}, after re-tuning on BTC {genes_after:.3f} "
-          f"(kept {genes_after / genes_before:.0%})")
-    path = save("continual", {"size": args.size, "btc_per_retuned": people_retuned, "btc_per_from_base": people_fresh,
-                              "bc2gm_before": genes_before, "bc2gm_after": genes_after})
+    runs = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
+            runs.append(run_seed(args.tasks, args, seed, Path(tmp)))
+    summary = summarise(args.tasks, runs)
+    print(f"\ncontinual re-tuning: {' -> '.join(args.tasks)}, {args.size} annotations each, "
+          f"{args.test_size} test texts, seeds {args.seeds} (means; R = replay, kept = final / specialist, "
+          f"T64 = forward transfer at {args.transfer_size})")
+    print_table(summary)
+    path = save("continual", {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
+                              "epochs": args.epochs, "replay_cap": args.replay_cap, "replay_share": args.replay_share,
+                              "summary": summary, "runs": runs})
     print(f"results: {path}")
 
 

@@ -163,6 +163,7 @@ def mine(
     model_name: Annotated[Optional[str], typer.Option("--model-name", help="Registered model name (default: FALCONER_MODEL_NAME or falconer-metamodel).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Most fine-tuning epochs (early stopping usually ends sooner).")] = None,
     unlabeled: UnlabeledOpt = True,
+    no_replay: Annotated[bool, typer.Option("--no-replay", help="With --parent: do not rehearse the earlier tasks' annotations (the child may forget them).")] = False,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Annotate in this many rounds: a random first half of the sample, then batches the re-tuned metamodel is least sure of, stopping early once the held-out score's lower bound clears the gate.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per execution shard (the unit of resumption).")] = None,
     runner: RunnerOpt = None,
@@ -188,7 +189,7 @@ def mine(
         instruction=instruction, corpus=corpus, text_column=text_column, id_column=id_column,
         plan_file=plan_file, annotator=annotator or llm, llm=llm, llm_model=llm_model,
         sample_fraction=sample_fraction, base_model=base_model, parent=parent, model_name=model_name,
-        epochs=epochs, unlabeled=unlabeled, rounds=rounds, shard_size=shard_size, records=records, runner=runner,
+        epochs=epochs, unlabeled=unlabeled, replay=not no_replay, rounds=rounds, shard_size=shard_size, records=records, runner=runner,
         workers=workers, dask_address=dask_address, run_folder=run_folder, cascade=cascading,
     )
 
@@ -210,6 +211,7 @@ def run_mine(
     epochs: int | None,
     unlabeled: bool,
     shard_size: int | None,
+    replay: bool = True,
     rounds: int = 1,
     records: int,
     runner: str | None,
@@ -240,7 +242,7 @@ def run_mine(
         "model_name": model_name,
         "incubation": IncubationSettings(
             sampling=SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
-            training=TrainingSettings(progress=False, unlabeled=unlabeled, **({"epochs": epochs} if epochs else {})),
+            training=TrainingSettings(progress=False, unlabeled=unlabeled, replay=replay, **({"epochs": epochs} if epochs else {})),
             active=ActiveSettings(rounds=rounds),
         ),
         "execution": execution_settings(shard_size=shard_size, runner=runner, workers=workers,
@@ -300,11 +302,11 @@ def plan(
 @app.command("execute")
 @guarded
 def execute(
-    model: Annotated[str, typer.Argument(help="Registered model: NAME (its newest task champion), NAME@champion-<plan_hash>, NAME@alias or NAME/version.")],
+    model: Annotated[str, typer.Argument(help="Registered model: NAME (with --plan, that task's champion; else its newest task champion), NAME@champion-<plan_hash>, NAME@alias or NAME/version.")],
     corpus: CorpusOpt = ...,  # type: ignore[assignment]
     text_column: TextColumnOpt = "text",
     id_column: IdColumnOpt = None,
-    plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Plan file to run (default: the plan the model was trained for).")] = None,
+    plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Plan file to run (default: the plan the model was trained for); with a bare NAME, run by that task's champion.")] = None,
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", min=1, help="Texts per shard (the unit of resumption).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Windows per forward pass.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Output run id (default: derived from model, plan and corpus, so a re-run resumes).")] = None,

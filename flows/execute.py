@@ -46,10 +46,11 @@ def execute(
     """Run `plan` with the registered `model` over `corpus`; outputs go to the store."""
     if cascade is not None:
         cascade.check_llm()  # no LLM to defer to: fail before any work
-    source = tasks.fetch_model(model)
+    given = plan_for_model(plan, None) if plan else None
+    source = tasks.fetch_model(model, plan_hash=given.hash if given else None)  # NAME + plan: that task's champion
     # `auto` becomes the precision that runs before anything is keyed on it (run id, work keys)
     execution = execution.model_copy(update={"precision": precision_for_version(execution.precision, source.version)})
-    chosen = plan_for_model(plan, source.version)
+    chosen = given or plan_for_model(None, source.version)
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
     calibration = None if cascade is None else tasks.calibrate(

@@ -6,7 +6,11 @@ estimate weights them by their inverse inclusion probability. With `incubation.a
 above one, the sample grows in rounds (a drawn first batch, then batches chosen by the
 re-tuned model's uncertainty) until the held-out score clears the gate with its interval, or
 the budget is spent; held-out texts come from the drawn first batch only, and a learning-curve
-artifact records each round. `falconer_core.sampling.rounds.Rounds` decides between rounds."""
+artifact records each round. `falconer_core.sampling.rounds.Rounds` decides between rounds.
+
+Started from a parent, the fine-tune also replays a capped sample of every earlier task in the
+parent's lineage (`training.replay`), and the new version is gated on each of those tasks too:
+it becomes an earlier task's champion unless it is worse there than that task's champion."""
 
 from __future__ import annotations
 
@@ -22,11 +26,12 @@ from falconer_core.llm import LLMChoice
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration
+from falconer_core.registry.registration import AncestorScores
 from falconer_core.reporting import IncubationResult
 from falconer_core.sampling import AnnotationSample
 from falconer_core.sampling.rounds import Rounds, learning_curve_row
 from falconer_core.settings import Settings
-from falconer_core.training import Checkpoint
+from falconer_core.training import Checkpoint, EarlierTask
 from flows import parameters as p
 from flows.artifacts import publish_learning_curve, publish_plan, publish_sample, publish_scores
 from flows.parameters import IncubationSettings
@@ -65,10 +70,11 @@ def incubate(
     chosen = choose_plan(plan, instruction, planner)
     publish_plan(chosen)
     start = tasks.fetch_model(parent) if parent else ModelSource.base(base_model or settings.base_model)
+    earlier = tasks.earlier_tasks(parent=start.version, plan_hash=chosen.hash) if start.version else []
     rounds = Rounds.plan(n_texts=snapshot.n_texts, sampling=incubation.sampling, active=incubation.active)
     first = tasks.sample(corpus=snapshot, plan=chosen, settings=rounds.first_sampling(incubation.sampling), scorer=start)
     grown = annotate_in_rounds(rounds, snapshot=snapshot, plan=chosen, first=first, start=start, annotator=annotator,
-                               incubation=incubation)
+                               incubation=incubation, earlier=earlier)
     annotations, checkpoint, evaluation = grown.annotations, grown.checkpoint, grown.evaluation
     tasks.store_annotations(annotations)
     publish_sample(annotations)
@@ -82,22 +88,25 @@ def incubate(
     registered = tasks.register(
         checkpoint=checkpoint, annotations=annotations, evaluation=evaluation, corpus_id=corpus_id,
         gate=incubation.gate, model_name=name, incumbent=rival, incumbent_version=champion.version if champion else None,
+        ancestors=score_ancestors(earlier, model=checkpoint.source, model_name=name),
     )
     return incubation_result(registered, grown, plan=chosen, corpus_id=corpus_id)
 
 
 def annotate_in_rounds(
     rounds: Rounds, *, snapshot: CorpusSnapshot, plan: Plan, first: AnnotationSample, start: ModelSource,
-    annotator: AnnotatorChoice, incubation: IncubationSettings,
+    annotator: AnnotatorChoice, incubation: IncubationSettings, earlier: list[EarlierTask] | None = None,
 ) -> Grown:
-    """Annotate, fine-tune from `start` and evaluate, round after round, each later round
-    adding the texts the last checkpoint is least sure of, until `rounds` says stop."""
+    """Annotate, fine-tune from `start` (replaying the `earlier` tasks) and evaluate, round
+    after round, each later round adding the texts the last checkpoint is least sure of, until
+    `rounds` says stop."""
     picked, curve = first, []
     for round_ in rounds.numbers:
         annotations = tasks.annotate(plan=plan, corpus=snapshot, sample=picked, annotator=annotator)
         checkpoint = tasks.fine_tune(
             annotations=annotations, start=start, training=incubation.training,
             holdout=rounds.holdout(incubation.holdout), corpus=snapshot if incubation.training.unlabeled else None, heldout_from=rounds.heldout_from(first),
+            earlier=earlier if incubation.training.replay and earlier else None,
         )
         weights = picked.weights(checkpoint.heldout_ids)
         evaluation = tasks.evaluate(model=checkpoint.source, annotations=annotations, ids=checkpoint.heldout_ids,
@@ -111,6 +120,21 @@ def annotate_in_rounds(
             break
         picked = grown
     return Grown(annotations, checkpoint, evaluation, weights, curve)
+
+
+def score_ancestors(earlier: list[EarlierTask], *, model: ModelSource, model_name: str) -> list[AncestorScores]:
+    """The new version and each earlier task's champion, scored on that task's held-out texts
+    (unweighted: its sample's weights are not kept), for the gate over every task."""
+    scored = []
+    for task in earlier:
+        if not task.heldout_ids:
+            continue
+        champion = tasks.fetch_champion(model_name=model_name, plan_hash=task.plan_hash)
+        child = tasks.evaluate(model=model, annotations=task.annotations, ids=task.heldout_ids)
+        rival = tasks.evaluate(model=champion, annotations=task.annotations, ids=task.heldout_ids) if champion else None
+        scored.append(AncestorScores(plan_hash=task.plan_hash, evaluation=child, incumbent=rival,
+                                     incumbent_version=champion.version if champion else None))
+    return scored
 
 
 def incubation_result(registered: Registration, grown: Grown, *, plan: Plan, corpus_id: str) -> IncubationResult:

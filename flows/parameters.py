@@ -80,7 +80,7 @@ def parent() -> Any:
 
 
 def model(what: str) -> Any:
-    return Field(description=f"The registered metamodel to {what}: NAME@champion-<plan_hash> (a task's champion), NAME@alias, NAME/N or NAME (the newest task champion).")
+    return Field(description=f"The registered metamodel to {what}: NAME@champion-<plan_hash> (a task's champion), NAME@alias, NAME/N or NAME (with a plan, that task's champion; else the newest task champion).")
 
 
 def model_name() -> Any:

@@ -20,7 +20,7 @@ def choose_plan(plan: Plan | str | None, instruction: str | None, planner: LLMCh
     return tasks.make_plan(instruction=instruction, planner=planner)
 
 
-def plan_for_model(plan: Plan | str | None, version: str) -> Plan:
+def plan_for_model(plan: Plan | str | None, version: str | None) -> Plan:
     """The given plan, a plan file, or the plan the registered `version` was trained for."""
     if isinstance(plan, Plan):
         return plan

@@ -14,7 +14,7 @@ from tasks.corpus import snapshot
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard, plan_run
 from tasks.planning import load_plan, make_plan
-from tasks.registry import fetch_champion, fetch_model, fetch_plan, register
+from tasks.registry import earlier_tasks, fetch_champion, fetch_model, fetch_plan, register
 from tasks.sampling import sample
 from tasks.storage import commit_shard, finish_run, start_run, store_annotations, store_corpus
 from tasks.training import fine_tune
@@ -30,6 +30,7 @@ __all__ = [
     "commit_shard",
     "evaluate",
     "execute_shard",
+    "earlier_tasks",
     "fetch_champion",
     "fetch_model",
     "fetch_plan",

@@ -15,8 +15,10 @@ from falconer_core.hashing import content_hash
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration, Registry, register_checkpoint
+from falconer_core.registry.continual import earlier_tasks as read_earlier_tasks
+from falconer_core.registry.registration import AncestorScores
 from falconer_core.settings import Settings
-from falconer_core.training import Checkpoint
+from falconer_core.training import Checkpoint, EarlierTask
 from tasks.policies import CODE, RESULTS, RETRY_DELAYS, retry_transient
 
 
@@ -39,22 +41,41 @@ def _register_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 def register(
     checkpoint: Checkpoint, annotations: AnnotationSet, evaluation: Evaluation, corpus_id: str,
     gate: dict[str, float], model_name: str, incumbent: Evaluation | None = None, incumbent_version: str | None = None,
+    ancestors: list[AncestorScores] | None = None,
 ) -> Registration:
     """Log the fine-tune to MLflow, register the checkpoint with its lineage tags, promote it
-    against the gate and the task's champion `incumbent_version` (scored as `incumbent`)."""
+    against the gate and the task's champion `incumbent_version` (scored as `incumbent`), and
+    for each ancestor task against that task's champion on its held-out texts."""
     result = register_checkpoint(
         Settings(), checkpoint, annotations, evaluation, model_name=model_name, corpus_id=corpus_id, gate=gate,
-        flow_run_id=flow_run.id, incumbent=incumbent, incumbent_version=incumbent_version,
+        flow_run_id=flow_run.id, incumbent=incumbent, incumbent_version=incumbent_version, ancestors=ancestors or (),
     )
     verdict = "champion of its task" if result.champion else "candidate only"
     get_run_logger().info("registered %s -> %s: %s", result.version, verdict, "; ".join(result.reasons))
+    for plan_hash, champion in result.ancestors.items():
+        get_run_logger().info("ancestor task %s -> %s: %s", plan_hash, "champion" if champion else "not promoted",
+                              "; ".join(result.ancestor_reasons[plan_hash]))
     return result
 
 
+@task(name="earlier-tasks", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
+def earlier_tasks(parent: str, plan_hash: str) -> list[EarlierTask]:
+    """The tasks in `parent`'s lineage other than `plan_hash`, with their annotations and
+    held-out texts: what a re-tune replays and is gated on."""
+    found = read_earlier_tasks(Registry.from_settings(), parent, exclude_plans=[plan_hash])
+    get_run_logger().info("earlier tasks of %s: %s", parent, [f"{t.version} ({t.plan_hash})" for t in found.tasks] or "none")
+    if found.missing:
+        get_run_logger().warning("no stored annotations for %s (registered before they were kept): their tasks are "
+                                 "neither replayed nor gated", ", ".join(found.missing))
+    return found.tasks
+
+
 @task(name="fetch-model", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
-def fetch_model(ref: str) -> ModelSource:
-    """Resolve a registered ref (`NAME`, `NAME@alias`, `NAME/N`) and download its checkpoint."""
-    source = Registry.from_settings().fetch(ref)
+def fetch_model(ref: str, plan_hash: str | None = None) -> ModelSource:
+    """Resolve a registered ref (`NAME`, `NAME@alias`, `NAME/N`) and download its checkpoint; a
+    bare `NAME` with `plan_hash` is that task's champion, when it has one."""
+    registry = Registry.from_settings()
+    source = registry.fetch(registry.for_task(ref, plan_hash) if plan_hash else ref)
     get_run_logger().info("using %s (%s)", source.version, source.path)
     return source
 

@@ -357,6 +357,26 @@ def test_two_tasks_mined_into_one_home_keep_two_champions(mined, mine_args):
     assert str(registry.champion_of(Settings().model_name, first.plan.hash)) != second.model_version
 
 
+def test_retune_on_a_new_task_replays_the_parents_task_and_is_gated_on_it(mined, mine_args):
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from falconer_core.registry import tags as T
+    from flows import retune
+
+    first = mined[1].incubation
+    registry = Registry.from_settings(Settings())
+    parent = str(registry.resolve(f"{Settings().model_name}@champion-{first.plan.hash}"))
+    people = Plan.from_dict({"steps": [{"name": "people", "op": "span", "instruction": "Extract the people named."}],
+                             "outputs": ["people"]})
+    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
+    result = retune(**args, plan=people, model=parent, model_name="continual")
+    run = registry.client.get_run(registry.resolve(result.model_version).run_id)
+    assert int(run.data.params[f"replayed.{first.plan.hash}"]) > 0  # the parent's task was rehearsed
+    assert run.data.params["training.replay"] == "True"
+    decided = json.loads(registry.lookup.tags(result.model_version)[T.PROMOTION_FOR_PREFIX + first.plan.hash])
+    assert decided["reasons"] and decided["score"]["mean_f1"] is not None  # gated on the parent's held-out texts
+
+
 def test_the_api_key_never_reaches_prefect_mlflow_or_the_store(mined, home):
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 

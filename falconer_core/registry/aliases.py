@@ -15,6 +15,7 @@ from falconer_core.registry.promotion import (
     candidate_alias,
     champion_alias,
     check_gate,
+    task_of_alias,
 )
 from falconer_core.registry.refs import CHAMPION, LATEST, ModelVersionRef, RegistryError
 
@@ -40,28 +41,73 @@ class Aliases:
 
     def promote(
         self, model_name: str, version: int | str, metrics: Mapping[str, float] | None, gate: Mapping[str, float],
-        comparison: Comparison | None = None,
+        comparison: Comparison | None = None, *, task: str | None = None,
+        incumbent_metrics: Mapping[str, float] | None = None,
     ) -> PromotionDecision:
-        """Make `version` its task's candidate, and its champion if it passes `gate` and is not
-        worse than the current champion (see `Registry.promote`); tag the decision on it."""
+        """Make `version` a task's champion if it passes `gate` and is not worse than that task's
+        current champion (see `Registry.promote`), and tag the decision on it. The task is the
+        version's own plan (it also becomes that task's candidate) unless `task` names an
+        ancestor task it was scored on (`metrics` and `comparison` on that task's held-out
+        texts). Afterwards `champion` points at the version that is champion of most tasks."""
         ref = self.lookup.resolve(f"{model_name}/{int(version)}")
         if metrics is None:
             metrics = self.lookup.run_metrics(ref.run_id)
-        task = self.lookup.tags(ref).get(T.PLAN_HASH)
-        if not task:
+        own = self.lookup.tags(ref).get(T.PLAN_HASH)
+        if not own:
             raise RegistryError(f"{ref} has no {T.PLAN_HASH} tag, so no task to be champion of; register it with log_fine_tune")
+        task = task or own
         passed, reasons = check_gate(metrics, gate)
         aliases = self.client.get_registered_model(model_name).aliases
         previous = int(aliases[champion_alias(task)]) if champion_alias(task) in aliases else None
         relative, why = against_champion(model_name, ref.version, previous, comparison)
         reasons.append(why)
         passed = passed and relative
-        self.client.set_registered_model_alias(model_name, candidate_alias(task), str(ref.version))
+        if task == own:
+            self.client.set_registered_model_alias(model_name, candidate_alias(task), str(ref.version))
         if passed:
             self.client.set_registered_model_alias(model_name, champion_alias(task), str(ref.version))
+            self.refresh_champion(model_name)
         decision = PromotionDecision(model_name, ref.version, passed, tuple(reasons), previous, task)
-        self._tag_decision(decision, gate, comparison)
+        if task == own:
+            self._tag_decision(decision, gate, comparison)
+        self._tag_task(decision, metrics, comparison, incumbent_metrics)
         return decision
+
+    def refresh_champion(self, model_name: str) -> ModelVersionRef | None:
+        """Point `champion` at the version that is champion of the most tasks (the newest on a
+        tie): the one model that serves most of what this name was taught."""
+        aliases = dict(self.client.get_registered_model(model_name).aliases or {})
+        counts: dict[int, int] = {}
+        for alias, version in aliases.items():
+            if task_of_alias(alias):
+                counts[int(version)] = counts.get(int(version), 0) + 1
+        if not counts:
+            return None
+        best = max(counts, key=lambda v: (counts[v], v))
+        if aliases.get(CHAMPION) != str(best):
+            self.client.set_registered_model_alias(model_name, CHAMPION, str(best))
+        return self.lookup.resolve(f"{model_name}/{best}")
+
+    def _tag_task(
+        self, decision: PromotionDecision, metrics: Mapping[str, float], comparison: Comparison | None,
+        incumbent_metrics: Mapping[str, float] | None,
+    ) -> None:
+        """Record the decision for one task with the version's score and the champion's, each
+        with its interval, for `falconer lineage`."""
+        def score(found: Mapping[str, float] | None) -> dict[str, float | None]:
+            found = found or {}
+            return {k: found.get(f"mean_f1{s}") for k, s in (("mean_f1", ""), ("lo", "_lo"), ("hi", "_hi"))}
+
+        body = {
+            "champion": decision.champion, "reasons": list(decision.reasons), "score": score(metrics),
+            "incumbent": comparison.incumbent if comparison is not None else (
+                f"{decision.model_name}/{decision.previous_champion}" if decision.previous_champion else None),
+            "incumbent_score": score(incumbent_metrics) if incumbent_metrics is not None else (
+                {"mean_f1": comparison.incumbent_value, "lo": None, "hi": None} if comparison is not None else None),
+        }
+        self.client.set_model_version_tag(
+            decision.model_name, str(decision.version), T.PROMOTION_FOR_PREFIX + str(decision.task), json.dumps(body)
+        )
 
     def _tag_decision(self, decision: PromotionDecision, gate: Mapping[str, float], comparison: Comparison | None) -> None:
         """Record on the version what was decided, for which task, against which gate, and why."""

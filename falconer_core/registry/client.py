@@ -27,7 +27,7 @@ from falconer_core.registry.lineage import read_lineage
 from falconer_core.registry.location import Experiment, Location
 from falconer_core.registry.lookup import VersionLookup
 from falconer_core.registry.promotion import PromotionDecision
-from falconer_core.registry.refs import ModelVersionRef
+from falconer_core.registry.refs import ModelVersionRef, parse_ref
 from falconer_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -150,14 +150,24 @@ class Registry:
         metrics: Mapping[str, float] | None,
         gate: Mapping[str, float],
         comparison: Comparison | None = None,
+        *,
+        task: str | None = None,
+        incumbent_metrics: Mapping[str, float] | None = None,
     ) -> PromotionDecision:
         """Make `version` its task's candidate (`candidate-<plan_hash>`), and its task's
         champion (`champion-<plan_hash>`) only if every gated metric is at least its threshold
         and, when the task has a champion already, `comparison` (the paired bootstrap against
         that champion on this version's held-out texts) says it is not worse beyond the noise.
         Without a comparison a task's champion is never replaced. `metrics=None` reads the
-        run's metrics. The decision, its task and its reasons are tagged on the version."""
-        return self.aliases.promote(model_name, version, metrics, gate, comparison)
+        run's metrics. The decision, its task and its reasons are tagged on the version.
+
+        With `task` (an ancestor task's plan hash), the same rule decides whether `version`
+        becomes that task's champion, on `metrics` and `comparison` from that task's held-out
+        texts; `incumbent_metrics` (the champion's there) is recorded beside them. The alias
+        `champion` then names the version that is champion of the most tasks."""
+        return self.aliases.promote(
+            model_name, version, metrics, gate, comparison, task=task, incumbent_metrics=incumbent_metrics
+        )
 
     def champion_of(self, model_name: str, plan_hash: str) -> ModelVersionRef | None:
         """The champion of one task (plan hash), or None when the task (or the model) has none."""
@@ -169,6 +179,15 @@ class Registry:
         `NAME/version`, or `NAME` (the newest version that is some task's champion, else the
         latest version)."""
         return self.lookup.resolve(ref)
+
+    def for_task(self, ref: str | ModelVersionRef, plan_hash: str) -> str | ModelVersionRef:
+        """The ref to run task `plan_hash` with: a bare `NAME` becomes that task's champion
+        (`NAME@champion-<plan_hash>`) when it has one; any other ref stays as it is."""
+        name, version, alias = parse_ref(ref)
+        if version is not None or alias is not None:
+            return ref
+        found = self.champion_of(name, plan_hash)
+        return found if found is not None else ref
 
     def find_version(self, model_name: str, tag: str, value: str) -> ModelVersionRef | None:
         """The lowest version of `model_name` tagged `tag=value`, or None (what makes a retried

@@ -4,6 +4,7 @@ bootstrap intervals, and why it was or was not promoted."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from falconer_core.registry.tags import (
     PARENT_VERSION,
     PLAN_HASH,
     PROMOTION,
+    PROMOTION_FOR_PREFIX,
     PROMOTION_REASONS,
     PROMOTION_TASK,
 )
@@ -111,10 +113,42 @@ def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
             verdict = "champion" if tags[PROMOTION] == "champion" else "not promoted"
             task = tags.get(PROMOTION_TASK, tags.get(PLAN_HASH, "?"))
             lines.append(f"{body}promotion: {verdict} (task {task}): {tags.get(PROMOTION_REASONS, '?')}")
+        lines += [f"{body}{line}" for line in _per_task(tags)]
         lines.append(
             f"{body}mlflow run {entry.get('run_id') or '?'}  prefect flow run {tags.get(FLOW_RUN_ID, '?')}"
         )
     return "\n".join(lines)
+
+
+def _per_task(tags: Mapping[str, str]) -> list[str]:
+    """One line per task the version was gated on (its own and its ancestors'): its score with
+    the interval beside the champion's, the verdict and why."""
+    own = tags.get(PLAN_HASH)
+    found = sorted((k[len(PROMOTION_FOR_PREFIX):], v) for k, v in tags.items() if k.startswith(PROMOTION_FOR_PREFIX))
+    if not any(task != own for task, _ in found):
+        return []  # a version gated on its own task only: the promotion line says it all
+    lines = []
+    for task, raw in sorted(found, key=lambda item: item[0] != own):
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        verdict = "champion" if body.get("champion") else "not promoted"
+        rival = body.get("incumbent")
+        beside = f" vs {rival} {_score(body.get('incumbent_score'))}" if rival else " (no champion before)"
+        kind = "own task" if task == own else "ancestor task"
+        lines.append(f"task {task} ({kind}): mean_f1 {_score(body.get('score'))}{beside} -> {verdict}: "
+                     + "; ".join(body.get("reasons", [])))
+    return lines
+
+
+def _score(score: Mapping[str, Any] | None) -> str:
+    """`0.812 [0.78, 0.84]`, or `?` when unknown."""
+    if not score or score.get("mean_f1") is None:
+        return "?"
+    lo, hi = score.get("lo"), score.get("hi")
+    interval = f" [{lo:.3g}, {hi:.3g}]" if lo is not None and hi is not None else ""
+    return f"{score['mean_f1']:.4g}{interval}"
 
 
 def _is_end(key: str) -> bool:

@@ -39,3 +39,6 @@ PROMOTION_TASK = "falconer.promotion.task"
 PROMOTION_COMPARISON = "falconer.promotion.comparison"
 #: The MLflow LoggedModel that stands for this checkpoint (output of its run, input of its children's).
 LOGGED_MODEL_ID = "falconer.logged_model_id"
+#: Each task a promotion decided (the version's own and every ancestor task it was gated on) is
+#: tagged `falconer.promotion.for.<plan_hash>`: JSON with the verdict, reasons and both scores.
+PROMOTION_FOR_PREFIX = "falconer.promotion.for."

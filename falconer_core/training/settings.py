@@ -78,6 +78,17 @@ class TrainingSettings(BaseModel):
         0.5, gt=0, description="Peak learning rate of a self-training round, as a share of `learning_rate` "
         "(it continues from a trained teacher).",
     )
+    replay: bool = Field(
+        True, description="When re-tuning from a parent, also rehearse a capped, seeded sample of every earlier "
+        "task's annotations in its lineage (`replay.py`), so the child keeps what the parent knew.",
+    )
+    replay_cap: int = Field(
+        256, ge=0, description="Most replayed training examples per earlier task (its held-out texts never replay).",
+    )
+    replay_share: float = Field(
+        0.5, gt=0, description="Most replayed examples in all, as a share of the new task's training examples "
+        "(split evenly over the earlier tasks): bounds what replay adds to the training time.",
+    )
     progress: bool = Field(True, description="Show a progress bar.")
 
 

@@ -1,0 +1,209 @@
+"""Continual re-tuning: replay of earlier tasks, the gate over every task, one model serving many.
+
+Replay sampling and the re-tune run on the rule-answered "talks" task and the tiny encoder; the
+gate runs on a real sqlite MLflow registry with evaluations built to regress on purpose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from falconer_core.annotators.annotation import annotate_sample
+from falconer_core.evaluation import score_texts
+from falconer_core.metamodel import Metamodel, ModelSource
+from falconer_core.plan import Plan
+from falconer_core.registry import Registry, champion_alias, register_checkpoint, render_lineage
+from falconer_core.registry import tags as T
+from falconer_core.registry.continual import earlier_tasks
+from falconer_core.registry.registration import AncestorScores
+from falconer_core.settings import Settings
+from falconer_core.training import (
+    Checkpoint,
+    EarlierTask,
+    HoldoutSettings,
+    TrainingSettings,
+    TrainingSummary,
+    fine_tune_checkpoint,
+    fine_tune_key,
+    replay_examples,
+)
+from falconer_core.training.replay import replay_per_task
+from tests import talks as tk
+
+SPEAKERS = Plan.from_dict({"steps": [{"name": "speaker", "op": "span", "instruction": "Extract the speaker's name"}]})
+
+
+def _texts(n: int, name: str) -> list[str]:
+    return [f"Speaker: {name} Byron{i}. {name} Byron{i} is a mathematician who talks about science {i}." for i in range(n)]
+
+
+def _annotated(plan: Plan, n: int, prefix: str = "t"):
+    """`n` texts answered by rules; each prefix names different texts (and ids)."""
+    texts = _texts(n, "Ada" if prefix == "t" else "Tom")
+    return annotate_sample(plan, [f"{prefix}{i}" for i in range(n)], texts, tk.RuleRunner(), annotator="rules")
+
+
+@pytest.fixture(scope="module")
+def talks_task() -> EarlierTask:
+    """The talks task: 40 annotated texts, the first 10 held out."""
+    annotations = _annotated(tk.TALKS, 40)
+    return EarlierTask(version="m/1", annotations=annotations, heldout_ids=annotations.ids[:10])
+
+
+# ---------------------------------------------------------------------------------------------
+# replay sampling
+# ---------------------------------------------------------------------------------------------
+
+
+def test_replay_is_capped_seeded_deterministic_and_never_replays_held_out_texts(talks_task):
+    training = TrainingSettings(replay_cap=12, replay_share=10.0, seed=0)
+    first, counts = replay_examples([talks_task], n_new=100, training=training)
+    again, _ = replay_examples([talks_task], n_new=100, training=training)
+    assert len(first) == 12 and counts == {tk.TALKS.hash: 12}
+    assert first == again  # deterministic
+    other_seed, _ = replay_examples([talks_task], n_new=100, training=training.model_copy(update={"seed": 1}))
+    assert other_seed != first
+    held = {t for i, t in zip(talks_task.annotations.ids, talks_task.annotations.texts) if i in talks_task.heldout_ids}
+    everything, _ = replay_examples([talks_task], 10_000, training.model_copy(update={"replay_cap": 10_000}))
+    assert everything and not {e.text for e in everything} & held  # held-out texts never replay
+    assert {e.text for e in everything} == set(talks_task.annotations.texts) - held
+    # the share bounds the total: half of 20 new examples over 2 tasks is 5 each
+    assert replay_per_task(2, 20, TrainingSettings(replay_cap=100, replay_share=0.5)) == 5
+    assert replay_per_task(2, 20, TrainingSettings(replay=False)) == 0
+    assert replay_examples([], 100, training) == ([], {})
+
+
+def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_off(
+    talks_task, tiny_encoder_path, tmp_path, monkeypatch
+):
+    seen: list[list] = []
+
+    def spy(self, examples, settings=None, **kwargs):
+        seen.append(list(examples))
+        return TrainingSummary(n_train=len(seen[-1]), n_dev=0)
+
+    monkeypatch.setattr(Metamodel, "fine_tune", spy)
+    new = _annotated(SPEAKERS, 20, prefix="s")
+    start = ModelSource.base(str(tiny_encoder_path))
+    holdout = HoldoutSettings(fraction=0.2, min_heldout=2)
+    training = TrainingSettings(progress=False, unlabeled=False, replay_cap=8, replay_share=10.0)
+
+    replayed = fine_tune_checkpoint(new, start, training, holdout, tmp_path / "a", earlier=[talks_task])
+    alone = fine_tune_checkpoint(new, start, training.model_copy(update={"replay": False}), holdout, tmp_path / "b",
+                                 earlier=[talks_task])
+    talks_texts = set(talks_task.annotations.texts)
+    assert replayed.replayed == {tk.TALKS.hash: 8} and alone.replayed == {}
+    assert sum(e.text in talks_texts for e in seen[0]) == 8
+    assert len(seen[0]) == len(seen[1]) + 8 and replayed.n_examples == alone.n_examples + 8
+    assert not any(e.text in talks_texts for e in seen[1])
+    # the content key names what replayed: with replay off, the earlier tasks do not change it
+    assert replayed.key != fine_tune_key(new.hash, start, training, holdout)
+    off = training.model_copy(update={"replay": False})
+    assert alone.key == fine_tune_key(new.hash, start, off, holdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# the gate over every task, and one model serving many
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path, tmp_path_factory) -> Settings:
+    from mlflow import MlflowClient
+
+    template = tmp_path_factory.getbasetemp() / "continual-mlflow.db"
+    if not template.exists():
+        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(template, home / "mlflow.db")
+    return Settings(home=home)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, tiny_encoder_path):
+    return Metamodel.from_base(str(tiny_encoder_path)).save(tmp_path_factory.mktemp("ckpt") / "metamodel")
+
+
+def _register(settings, folder, annotations, heldout, *, key, parent=None, ancestors=()):
+    evaluation = score_texts(tk.RuleRunner(), annotations, heldout)
+    checkpoint = Checkpoint(
+        path=str(folder), key=key, base_model="tiny-bert", parent=parent, plan_hash=annotations.plan.hash,
+        annotation_set_hash=annotations.hash, annotator="rules", n_annotations=annotations.size,
+        train_ids=[i for i in annotations.ids if i not in heldout], heldout_ids=list(heldout), n_examples=10,
+        training={}, summary={},
+    )
+    return register_checkpoint(settings, checkpoint, annotations, evaluation, model_name="m", corpus_id="c",
+                               gate={"mean_f1": 0.5}, flow_run_id=None, ancestors=ancestors)
+
+
+class _Mute(tk.RuleRunner):
+    """A deliberately damaged model: it never finds a speaker."""
+
+    def get_span(self, texts, instruction):
+        return [[] for _ in texts]
+
+
+def test_a_child_that_regresses_on_an_ancestor_task_is_not_promoted_for_it_and_lineage_says_why(
+    settings, folder, talks_task, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from falconer_cli.main import app
+
+    talks = talks_task.annotations
+    first = _register(settings, folder, talks, talks_task.heldout_ids, key="k1")
+    assert first.champion and first.version == "m/1"
+    registry = Registry.from_settings(settings)
+    # the task and its held-out texts are kept with the version, for its children
+    (kept,) = earlier_tasks(registry, "m/1", exclude_plans=[SPEAKERS.hash]).tasks
+    assert kept.annotations.hash == talks.hash and kept.heldout_ids == talks_task.heldout_ids
+
+    speakers = _annotated(SPEAKERS, 30, prefix="s")
+    champion_on_talks = score_texts(tk.RuleRunner(), talks, talks_task.heldout_ids)
+    damaged = score_texts(_Mute(), talks, talks_task.heldout_ids)  # the child forgot the speakers of talks
+    child = _register(
+        settings, folder, speakers, speakers.ids[:10], key="k2", parent="m/1",
+        ancestors=[AncestorScores(plan_hash=talks.plan.hash, evaluation=damaged, incumbent=champion_on_talks,
+                                  incumbent_version="m/1")],
+    )
+    assert child.champion  # of its own task
+    assert child.ancestors == {talks.plan.hash: False}
+    assert "worse beyond the noise" in child.ancestor_reasons[talks.plan.hash][-1]
+    assert registry.champion_of("m", talks.plan.hash).version == 1
+    assert registry.champion_of("m", SPEAKERS.hash).version == 2
+    record = json.loads(registry.lookup.tags("m/2")[T.PROMOTION_FOR_PREFIX + talks.plan.hash])
+    assert not record["champion"] and record["incumbent"] == "m/1"
+    assert record["score"]["mean_f1"] < record["incumbent_score"]["mean_f1"]
+
+    shown = render_lineage(registry.lineage("m/2"))
+    line = next(x for x in shown.splitlines() if f"task {talks.plan.hash} (ancestor task)" in x)
+    assert "not promoted" in line and "worse beyond the noise" in line and "vs m/1" in line
+    monkeypatch.setenv("FALCONER_HOME", str(settings.home))
+    result = CliRunner().invoke(app, ["lineage", "m/2"])
+    assert result.exit_code == 0, result.output
+    assert "ancestor task" in result.output and "worse beyond the noise" in result.output
+
+
+def test_a_version_champion_of_two_tasks_carries_both_aliases_and_champion_points_at_it(settings, folder, talks_task):
+    talks = talks_task.annotations
+    _register(settings, folder, talks, talks_task.heldout_ids, key="k1")
+    registry = Registry.from_settings(settings)
+    assert registry.resolve("m@champion").version == 1
+    speakers = _annotated(SPEAKERS, 30, prefix="s")
+    as_good = score_texts(tk.RuleRunner(), talks, talks_task.heldout_ids)
+    child = _register(
+        settings, folder, speakers, speakers.ids[:10], key="k2", parent="m/1",
+        ancestors=[AncestorScores(plan_hash=talks.plan.hash, evaluation=as_good, incumbent=as_good,
+                                  incumbent_version="m/1")],
+    )
+    assert child.champion and child.ancestors == {talks.plan.hash: True}
+    version = registry.resolve("m/2")
+    assert {champion_alias(talks.plan.hash), champion_alias(SPEAKERS.hash), "champion"} <= set(version.aliases)
+    assert registry.resolve("m@champion").version == 2
+    # execute NAME with a plan runs that task's champion; a pinned ref stays pinned
+    assert registry.for_task("m", talks.plan.hash).version == 2
+    assert registry.for_task("m/1", talks.plan.hash) == "m/1"
+    assert registry.for_task("m", "no-such-task") == "m"
