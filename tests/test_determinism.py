@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import torch
 
 from falconer_cli.pipeline import DEMO_CORPUS, DEMO_PLAN
