@@ -33,6 +33,7 @@ from falconer_core.metamodel.shapes import ShapeEmbedding, tokenizer_lowercases
 from falconer_core.metamodel.source import DEFAULT_BASE, default_base_path
 from falconer_core.training.loop import train
 from falconer_core.training.settings import TrainingSettings
+from falconer_core.training.threads import pinned_threads, training_threads
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
@@ -274,14 +275,16 @@ class Metamodel:
         elif overrides:
             settings = settings.model_copy(update=overrides)
         examples = list(examples)
-        summary = train(self, examples, settings)
-        if unlabeled_texts is not None and settings.unlabeled:
-            from falconer_core.training.selftraining import self_train
+        with pinned_threads(training_threads(settings.threads)) as threads:  # the count changes the weights
+            summary = train(self, examples, settings)
+            if unlabeled_texts is not None and settings.unlabeled:
+                from falconer_core.training.selftraining import self_train
 
-            summary.self_training = self_train(self, examples, unlabeled_texts, settings)
-            summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)
-            if "span_threshold" in self.config:
-                summary.span_threshold = self.config["span_threshold"]
+                summary.self_training = self_train(self, examples, unlabeled_texts, settings)
+                summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)
+                if "span_threshold" in self.config:
+                    summary.span_threshold = self.config["span_threshold"]
+        summary.threads = threads
         self.config["history"].append({"settings": settings.model_dump(), **asdict(summary)})
         return summary
 

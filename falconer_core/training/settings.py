@@ -89,6 +89,13 @@ class TrainingSettings(BaseModel):
         0.5, gt=0, description="Most replayed examples in all, as a share of the new task's training examples "
         "(split evenly over the earlier tasks): bounds what replay adds to the training time.",
     )
+    threads: int | None = Field(
+        None, ge=1, description="torch threads while fine-tuning. Sums split over threads add up in another "
+        "order, so another count gives other weights from the same job; the count is pinned for the whole "
+        "fine-tune (whatever an earlier stage set in this process) and recorded in the summary. None: "
+        "OMP_NUM_THREADS when set, else the machine's cores (`training_threads`). Set it to train the same "
+        "weights on machines with different core counts.",
+    )
     progress: bool = Field(True, description="Show a progress bar.")
 
 
@@ -115,6 +122,7 @@ class TrainingSummary:
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     span_threshold: float | None = None
+    threads: int = 0  # torch threads it ran with (see `TrainingSettings.threads`)
     self_training: SelfTrainingSummary | None = None  # when unlabeled texts were used
 
 
