@@ -40,8 +40,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def guarded(command: F) -> F:
-    """Run `command`; a `FalconerError` (or a rejected parameter model) prints `error: …` on
-    stderr and exits with code 2. Anything else is a bug and keeps its traceback."""
+    """Run `command`; a `FalconerError` (or a rejected parameter model, or a full disk or a
+    refused write under the home wherever a library reported it) prints `error: …` on stderr
+    and exits with code 2. Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -54,6 +55,11 @@ def guarded(command: F) -> F:
         except Exception as exc:
             if _is_validation_error(exc):
                 _fail(_validation_message(exc))
+            from falconer_core.disk import as_disk_error
+
+            disk = as_disk_error(exc)
+            if disk is not None:
+                _fail(str(disk))
             raise
 
     return run  # type: ignore[return-value]

@@ -26,10 +26,9 @@ def outputs(
 ) -> None:
     """Print mined outputs from the DuckDB store, or export them."""
     from falconer_core.errors import StoreError
-    from falconer_core.store import Store
 
     path = _store_path(store)
-    with Store(path) as db:
+    with reading_store(path) as db:
         if all_runs:
             run_id = None
         elif run_id is None:
@@ -106,6 +105,15 @@ def _newest_run(db) -> str:
     return str(found["run_id"].iloc[0])
 
 
+def reading_store(path: Path):
+    """The store opened to read: while a run holds it for a write, wait for it (up to
+    FALCONER_STORE_WAIT_SECONDS) with a note on stderr, instead of failing on its lock."""
+    from falconer_core.settings import Settings
+    from falconer_core.store import Store
+
+    return Store(path, wait_seconds=Settings().store_wait_seconds, on_wait=print_note)
+
+
 def _store_path(store: Path | None) -> Path:
     from falconer_core.errors import StoreError
     from falconer_core.settings import Settings
@@ -123,15 +131,13 @@ def _store_path(store: Path | None) -> Path:
 @guarded
 def runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest runs to list.")] = 20,
-    stale_after: Annotated[float, typer.Option("--stale-after", min=1, help="Seconds without a heartbeat after which a running run reads 'stale' (killed; run it again to resume).")] = 600.0,
+    stale_after: Annotated[Optional[float], typer.Option("--stale-after", min=1, help="Seconds without a heartbeat after which a running run reads 'stale' (killed; run it again to resume). Default: 2.5 heartbeats; a run beats every FALCONER_HEARTBEAT_SECONDS (15 s).")] = None,
     store: Annotated[Optional[Path], typer.Option("--store", help="DuckDB file (default: FALCONER_HOME/falconer.duckdb).")] = None,
 ) -> None:
     """List execution runs: status (running, stale, completed, failed), shards and texts done, texts/s."""
     import pandas as pd
 
-    from falconer_core.store import Store
-
-    with Store(_store_path(store)) as db:
+    with reading_store(_store_path(store)) as db:
         frame = db.run_progress(stale_after_seconds=stale_after).head(limit)
     rows = [
         {"run": r.run_id, "kind": r.kind, "status": r.status, "model": r.model_version,

@@ -12,12 +12,15 @@ import logging
 
 
 class HideUserErrorTracebacks(logging.Filter):
-    """Strip the traceback from records whose exception is a `FalconerError`."""
+    """Strip the traceback from records whose exception is a `FalconerError` or a full disk or
+    refused write (the CLI ends with one line saying where and what to do)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from falconer_core.disk import disk_problem
         from falconer_core.errors import FalconerError
 
-        if record.exc_info and isinstance(record.exc_info[1], FalconerError):
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (isinstance(error, FalconerError) or disk_problem(error) is not None):
             record.exc_info = None
             record.exc_text = None
         return True

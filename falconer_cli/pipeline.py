@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from falconer_cli.app import app, guarded
-from falconer_cli.render import console, print_note, print_plan
+from falconer_cli.render import console, print_note, print_plan, print_warning
 
 LLMName = Literal["openai", "local"]
 AnnotatorName = Literal["gold", "openai", "local"]
@@ -58,6 +58,21 @@ def _check_corpus(path: Path, text_column: str, id_column: str | None):
 
     source = CorpusSource(path=str(path.resolve()), text_column=text_column, id_column=id_column, name=path.stem)
     return snapshot_corpus(source, Settings().corpora_dir), source
+
+
+def _corpus_version(corpus_id: str, n_texts: int) -> str:
+    return f"corpus version {corpus_id[:16]} ({n_texts:,} texts)"
+
+
+def print_corpus_ran(checked: Any, corpus_id: str, n_texts: int) -> None:
+    """Name the corpus version the flow actually ran: the file may have been rewritten between
+    the check (whose count was announced) and the flow's own snapshot of it."""
+    ran = _corpus_version(corpus_id, n_texts)
+    if corpus_id == checked.corpus_id:
+        print_note(f"ran {ran}")
+    else:
+        print_warning(f"the corpus file changed after it was checked: the run read {ran}, not the "
+                      f"{_corpus_version(checked.corpus_id, checked.n_texts)} announced above")
 
 
 def execution_settings(**options: Any):
@@ -251,11 +266,13 @@ def run_mine(
     }
     if chosen is not None:
         print_plan(chosen.render(), title=f"plan from {plan_file}")
-    print_note(f"mining {snapshot.n_texts:,} texts from {corpus} (annotator: {parameters['annotator'].identity()})")
+    print_note(f"mining {snapshot.n_texts:,} texts from {corpus}, {_corpus_version(snapshot.corpus_id, snapshot.n_texts)} "
+               f"(annotator: {parameters['annotator'].identity()})")
 
     from flows import mine as mine_flow
 
     result, flow_run_id = _run_flow(mine_flow, **parameters)
+    print_corpus_ran(snapshot, result.execution.corpus_id, result.execution.n_texts)
     from falconer_cli.results import print_mine_result
 
     print_mine_result(result, flow_run_id, records=records)
@@ -334,13 +351,15 @@ def execute(
                                    workers=workers, dask_address=dask_address, run_folder=run_folder,
                                    precision=precision, reuse=False if no_reuse else None)
     note = f" (cascade to {cascading.llm.identity()}: {cascade}, delta {cascade_delta})" if cascading else ""
-    print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}{note}")
+    print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}, "
+               f"{_corpus_version(snapshot.corpus_id, snapshot.n_texts)}{note}")
 
     from flows import execute as execute_flow
 
     result, flow_run_id = _run_flow(
         execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading
     )
+    print_corpus_ran(snapshot, result.corpus_id, result.n_texts)
     from falconer_cli.results import print_execution_result
 
     print_execution_result(result, flow_run_id, records=records)

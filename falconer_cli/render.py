@@ -24,6 +24,11 @@ def print_error(message: str) -> None:
     err_console.print(Text("error: ", style="bold red") + Text(message))
 
 
+def print_warning(message: str) -> None:
+    """`warning: MESSAGE` in yellow on stderr: the command went on, but read this."""
+    err_console.print(Text("warning: ", style="bold yellow") + Text(message))
+
+
 def print_note(message: str) -> None:
     """A dim informational line on stderr, out of the way of piped stdout."""
     err_console.print(Text(message, style="dim"))

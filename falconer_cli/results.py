@@ -4,6 +4,7 @@ against its supervision, the cost comparison, and where everything was written."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -128,9 +129,9 @@ def print_records(store_path: str, run_id: str, limit: int) -> None:
     extracted first)."""
     if limit <= 0:
         return
-    from falconer_core.store import Store
+    from falconer_cli.inspect import reading_store
 
-    with Store(store_path) as db:
+    with reading_store(Path(store_path)) as db:
         ids = db.query(
             "SELECT text_id FROM outputs WHERE run_id = ? AND field <> ? "
             "GROUP BY text_id ORDER BY count(value) = 0, min(shard), text_id LIMIT ?",

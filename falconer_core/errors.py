@@ -58,9 +58,15 @@ class StoreBusyError(StoreError, TransientError):
     """Another process holds the store file open for writing; it is free again once that ends."""
 
 
+class DiskError(FalconerError, RuntimeError):
+    """A write under Falconer's state failed for lack of space or permission. It does not pass
+    on its own (never retried): free space or move the state, then the same command resumes."""
+
+
 __all__ = [
     "ConfigError",
     "CorpusError",
+    "DiskError",
     "FalconerError",
     "LLMError",
     "ModelError",

@@ -14,6 +14,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_NAME = "falconer-metamodel"
+#: Default seconds between two heartbeats of a running execution.
+HEARTBEAT_SECONDS = 15.0
 
 
 class Settings(BaseSettings):
@@ -52,6 +54,20 @@ class Settings(BaseSettings):
     artifacts_dir: Path | None = Field(
         None, description="Plots and tables the flows publish, also as files (default: HOME/artifacts)."
     )
+    heartbeat_seconds: float = Field(
+        HEARTBEAT_SECONDS, gt=0, description="How often a running execution says it is alive; a run silent for "
+        "two of these and a half reads 'stale' in `falconer runs`.",
+    )
+    store_wait_seconds: float = Field(
+        10.0, ge=0, description="How long a reader (`falconer outputs`, `runs`) waits for a run that is writing "
+        "the store to let go of it before giving up.",
+    )
+
+    @property
+    def stale_after_seconds(self) -> float:
+        """Silence after which a running run is taken for dead: two missed heartbeats, and half
+        an interval for a beat delayed by a busy store."""
+        return 2.5 * self.heartbeat_seconds
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -71,4 +87,4 @@ class Settings(BaseSettings):
         return self
 
 
-__all__ = ["DEFAULT_MODEL_NAME", "Settings"]
+__all__ = ["DEFAULT_MODEL_NAME", "HEARTBEAT_SECONDS", "Settings"]

@@ -29,6 +29,7 @@ from falconer_core.plan import Plan
 from falconer_core.registry.precision_gate import precision_for_version
 from falconer_core.reporting import ExecutionResult, execution_result
 from falconer_core.settings import Settings
+from falconer_core.store.sessions import heartbeat
 from flows import parameters as p
 from flows.artifacts import publish_cascade
 from flows.plans import plan_for_model
@@ -61,17 +62,21 @@ def execute(
         execution=execution, cascade=cascade, calibration=calibration,
     )
     done, reused = tasks.start_run(run=run, plan=chosen)
+    settings = Settings()
     try:
-        results = run_passes(run=run, model=source, plan=chosen, corpus=snapshot, execution=execution, done=done)
+        with heartbeat(settings.store_path, run.run_id, every=settings.heartbeat_seconds):
+            results = run_passes(run=run, model=source, plan=chosen, corpus=snapshot, execution=execution, done=done)
     except BaseException:
-        tasks.finish_run(run_id=run.run_id, status="failed")  # committed shards stay; running the job again resumes it
+        # committed shards stay; running the job again resumes it. Marking it failed may fail
+        # too (a full disk): the state is returned, not raised, so the first error is the one reported
+        tasks.finish_run(run_id=run.run_id, status="failed", return_state=True)
         raise
     summary = tasks.finish_run(run_id=run.run_id)
     report = None
     if cascade is not None and calibration is not None:
         report = report_cascade(run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration)
     return execution_result(
-        run, summary=summary, results=results, reused=reused, store_path=str(Settings().store_path),
+        run, summary=summary, results=results, reused=reused, store_path=str(settings.store_path),
         runner=execution.runner, cascade=report,
     )
 

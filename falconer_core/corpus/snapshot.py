@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from falconer_core.corpus.identity import CorpusIdentity, text_hash
 from falconer_core.corpus.loading import CHUNK_ROWS, ID, TEXT, file_fingerprint, read_corpus_chunks
 from falconer_core.corpus.source import CorpusSource
+from falconer_core.disk import disk_errors
 from falconer_core.errors import CorpusError
 from falconer_core.hashing import content_hash
 
@@ -137,21 +138,26 @@ def snapshot_corpus(source: CorpusSource, folder: str | Path, *, chunk_rows: int
     target, record = folder / f"{key}.parquet", folder / f"{key}.json"
     if target.is_file() and record.is_file():
         return CorpusSnapshot.model_validate_json(record.read_text("utf-8"))
-    folder.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{key}.{os.getpid()}.partial")
-    try:
-        n_texts, columns, corpus_id = _write(read_corpus_chunks(path, source.text_column, source.id_column, chunk_rows=chunk_rows), partial)
-        _check_unique_ids(partial, str(path))
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    snapshot = CorpusSnapshot(
-        path=str(target.resolve()), corpus_id=corpus_id, n_texts=n_texts, columns=columns,
-        source=str(path.resolve()), name=source.name, fingerprint=fingerprint,
-    )
     tmp = record.with_name(f".{key}.{os.getpid()}.json")
-    tmp.write_text(snapshot.model_dump_json(indent=2), "utf-8")
-    os.replace(tmp, record)
+    # a full disk or a folder we may not write is one clear line; a corpus we cannot read is not ours to name
+    with disk_errors(folder, within=folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            n_texts, columns, corpus_id = _write(read_corpus_chunks(path, source.text_column, source.id_column, chunk_rows=chunk_rows), partial)
+            _check_unique_ids(partial, str(path))
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        snapshot = CorpusSnapshot(
+            path=str(target.resolve()), corpus_id=corpus_id, n_texts=n_texts, columns=columns,
+            source=str(path.resolve()), name=source.name, fingerprint=fingerprint,
+        )
+        try:
+            tmp.write_text(snapshot.model_dump_json(indent=2), "utf-8")
+            os.replace(tmp, record)
+        finally:
+            tmp.unlink(missing_ok=True)
     return snapshot
 
 

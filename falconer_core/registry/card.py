@@ -51,7 +51,10 @@ class CardFacts(BaseModel):
 def build_card(facts: CardFacts) -> str:
     """The model card as Markdown."""
     ref = f"{facts.name}/{facts.version}"
-    alias = next((a for a in facts.aliases if a.startswith("champion")), None) or (facts.aliases[0] if facts.aliases else None)
+    task_alias = f"champion-{facts.plan_hash}"  # this task's champion, which `champion` may not be
+    alias = task_alias if task_alias in facts.aliases else next(
+        (a for a in facts.aliases if a.startswith("champion")), facts.aliases[0] if facts.aliases else None
+    )
     uri = f"models:/{facts.name}@{alias}" if alias else f"models:/{facts.name}/{facts.version}"
     parent = "none (fine-tuned from the base encoder)" if facts.parent in (T.NONE, "") else f"`{facts.parent}`"
     lines = [

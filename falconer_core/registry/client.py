@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from falconer_core.disk import disk_errors
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry.aliases import Aliases
@@ -31,8 +34,6 @@ from falconer_core.registry.refs import ModelVersionRef, parse_ref
 from falconer_core.settings import Settings
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from falconer_core.evaluation.comparison import Comparison
 
 DEFAULT_EXPERIMENT = "falconer"
@@ -52,14 +53,17 @@ class Registry:
         artifact_root: str | os.PathLike | None = None,
         *,
         experiment: str = DEFAULT_EXPERIMENT,
+        checkpoints_dir: str | os.PathLike | None = None,
     ) -> None:
         from mlflow import MlflowClient
 
         location = Location.resolve(tracking_uri, artifact_root, Settings().home)
         self.tracking_uri = location.tracking_uri
         self.artifact_location = location.artifact_location
-        #: Where `download(ref)` without `dst` keeps checkpoints, one folder per version.
-        self.cache_dir = location.cache_dir
+        #: Where `download(ref)` without `dst` keeps checkpoints, one folder per version: the
+        #: given folder (`from_settings`: FALCONER_CHECKPOINTS_DIR, default HOME/checkpoints),
+        #: else beside the registry's artifacts.
+        self.cache_dir = Path(checkpoints_dir).expanduser().resolve() if checkpoints_dir else location.cache_dir
         self.experiment_name = experiment
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.experiment = Experiment(self.client, experiment, self.artifact_location)
@@ -75,7 +79,7 @@ class Registry:
     def from_settings(cls, settings: Settings | None = None) -> Registry:
         """The registry the settings point at (`FALCONER_MLFLOW_*`, else the embedded default)."""
         settings = settings or Settings()
-        return cls(settings.mlflow_tracking_uri, settings.mlflow_artifact_location)
+        return cls(settings.mlflow_tracking_uri, settings.mlflow_artifact_location, checkpoints_dir=settings.checkpoints_dir)
 
     def __repr__(self) -> str:
         return f"Registry(tracking_uri={self.tracking_uri!r}, artifact_location={self.artifact_location!r})"
@@ -128,7 +132,14 @@ class Registry:
             corpus_id=corpus_id, settings=settings, metrics=metrics, summary=summary, flow_run_id=flow_run_id,
             annotations_path=annotations_path, version_tags=version_tags, heldout_ids=heldout_ids,
         )
-        return self._fine_tunes.log(metamodel_dir, tune)
+        with self._writing():
+            return self._fine_tunes.log(metamodel_dir, tune)
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """A full disk or a refused write while logging is a `DiskError` naming the registry's
+        local folder (its artifact root; the home when a tracking server keeps them)."""
+        root = self.artifact_location or ""
+        return disk_errors(Path(root[len("file://"):]) if root.startswith("file://") else Settings().home)
 
     def log_cascade_audit(
         self, model_ref: str | ModelVersionRef, execution_run: str, metrics: Mapping[str, float],
@@ -136,7 +147,8 @@ class Registry:
     ) -> str:
         """One MLflow run per audited cascade run, tagged with the model version it executed, so
         the registry shows what agreement a checkpoint delivered; returns the MLflow run id."""
-        return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params)
+        with self._writing():
+            return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params)
 
     # ------------------------------------------------------------------ aliases and promotion
     def set_alias(self, model_name: str, alias: str, version: int | str) -> ModelVersionRef:

@@ -21,12 +21,12 @@ pandas/Arrow. Why these rules:
 Threading: a `Store` owns exactly one DuckDB connection (see `connection`). Its calls take a
 lock, so sharing one Store between threads is safe but serialised; for parallel work open one
 `Store` per thread on the same path. DuckDB lets only one *process* open a file for writing: a
-second process gets a `StoreError` saying so.
+second process gets a `StoreError` saying so (or waits, given `wait_seconds`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa_lib
 
 from falconer_core.corpus import CorpusSnapshot
+from falconer_core.disk import disk_errors
 from falconer_core.errors import StoreError
 from falconer_core.execution.counts import ShardCounts
 from falconer_core.settings import Settings
@@ -113,11 +114,23 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS report JSON;
 class Store:
     """One DuckDB file holding Falconer's state; use as a context manager or call `close()`."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, wait_seconds: float = 0.0, on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """Open (or create) the store; `wait_seconds` and `on_wait` as in `Connection`: a reader
+        passes them to wait out a writer in another process instead of failing at once."""
         self.path = Path(path) if path is not None else Path(Settings().store_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = Connection(self.path)
-        _migrate(self.db)
+        with disk_errors(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Connection(self.path, wait_seconds=wait_seconds, on_wait=on_wait)
+        try:
+            _migrate(self.db)
+        except BaseException:
+            try:
+                self.db.close()
+            except Exception:  # noqa: BLE001  (the migration's error is the one to report)
+                pass
+            raise
         self.corpus_records = CorpusRecords(self.db)
         self.annotation_records = AnnotationRecords(self.db)
         self.run_records = RunRecords(self.db)
@@ -255,7 +268,7 @@ class Store:
         """`RunRecords.heartbeat`."""
         self.run_records.heartbeat(run_id)
 
-    def run_progress(self, *, stale_after_seconds: float = 600.0, kind: str | None = None) -> pd.DataFrame:
+    def run_progress(self, *, stale_after_seconds: float | None = None, kind: str | None = None) -> pd.DataFrame:
         """`RunRecords.run_progress`."""
         return self.run_records.run_progress(stale_after_seconds=stale_after_seconds, kind=kind)
 

@@ -13,6 +13,7 @@ from falconer_core.clock import now as _now
 from falconer_core.errors import ConfigError, StoreError
 from falconer_core.execution.counts import ShardCounts
 from falconer_core.secrets import SECRET_NAME as _SECRET_KEY
+from falconer_core.settings import Settings
 from falconer_core.store.connection import Connection
 from falconer_core.store.schemas import RUN_STATUSES, RunsSchema, RunStatus, is_missing
 
@@ -127,9 +128,12 @@ class RunRecords:
         """Say the run is alive; a running run whose heartbeat stops is shown as stale."""
         self.db.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
 
-    def run_progress(self, *, stale_after_seconds: float = 600.0, kind: str | None = None) -> pd.DataFrame:
-        """One row per run: status (a `running` run without a heartbeat for `stale_after_seconds`
-        reads `stale`), shards done/total, texts done/total, metamodel texts/s, newest first."""
+    def run_progress(self, *, stale_after_seconds: float | None = None, kind: str | None = None) -> pd.DataFrame:
+        """One row per run: status (a `running` run without a heartbeat for `stale_after_seconds`,
+        default `Settings().stale_after_seconds`, reads `stale`), shards done/total, texts
+        done/total, metamodel texts/s, newest first."""
+        if stale_after_seconds is None:
+            stale_after_seconds = Settings().stale_after_seconds
         where = " WHERE r.kind = ?" if kind else ""
         sql = (
             "SELECT r.run_id, r.kind, r.status, r.model_version, r.corpus_id, r.started_at, r.heartbeat_at, "
