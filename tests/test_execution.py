@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from falconer_core.errors import CorpusError, ModelError, PlanError
-from falconer_core.execution import LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
+from falconer_core.execution import ExecutionSettings, LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
 from falconer_core.execution.outputs import FILTER_FIELD, output_rows
 from falconer_core.execution.shards import execution_run_id, pending_shards
 from falconer_core.plan import Plan
@@ -305,3 +305,19 @@ def test_shards_and_run_ids():
     run = execution_run_id("m/1", tk.TALKS, "corpus", 20)
     assert run == execution_run_id("m/1", tk.TALKS, "corpus", 20) != execution_run_id("m/2", tk.TALKS, "corpus", 20)
     assert run != execution_run_id("m/1", tk.TALKS, "corpus", 10)
+
+
+def test_small_jobs_run_in_process_unless_a_flow_is_asked_for_or_needed():
+    from falconer_core.errors import ConfigError
+    from falconer_core.execution.inprocess import SMALL_JOB_TEXTS, runs_in_process
+
+    plain = ExecutionSettings()
+    assert runs_in_process(50, plain, cascade=False, api_url=None, asked=None)
+    assert not runs_in_process(SMALL_JOB_TEXTS, plain, cascade=False, api_url=None, asked=None)  # big: a flow
+    assert not runs_in_process(50, plain, cascade=False, api_url="http://127.0.0.1:4200/api", asked=None)  # a server: use it
+    assert not runs_in_process(50, plain, cascade=True, api_url=None, asked=None)
+    assert not runs_in_process(50, ExecutionSettings(runner="processes"), cascade=False, api_url=None, asked=None)
+    assert not runs_in_process(50, plain, cascade=False, api_url=None, asked=False)  # --flow
+    assert runs_in_process(10**6, plain, cascade=False, api_url="http://x/api", asked=True)  # --local
+    with pytest.raises(ConfigError, match="--local"):
+        runs_in_process(50, ExecutionSettings(runner="dask"), cascade=False, api_url=None, asked=True)
