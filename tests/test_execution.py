@@ -321,3 +321,19 @@ def test_small_jobs_run_in_process_unless_a_flow_is_asked_for_or_needed():
     assert runs_in_process(10**6, plain, cascade=False, api_url="http://x/api", asked=True)  # --local
     with pytest.raises(ConfigError, match="--local"):
         runs_in_process(50, ExecutionSettings(runner="dask"), cascade=False, api_url=None, asked=True)
+
+
+def test_workers_share_the_cores_this_process_may_use(monkeypatch):
+    """Threads per worker multiply with the workers to the cores of the CPU affinity (a
+    container's or taskset's), not the machine's; in-flight shards stay a small window."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7}, raising=False)
+    assert ExecutionSettings().threads() == 8  # sequential: every core it may use
+    assert ExecutionSettings(runner="processes").worker_count() == 8
+    assert ExecutionSettings(runner="processes").threads() == 1
+    assert ExecutionSettings(runner="processes", workers=2).threads() == 4
+    assert ExecutionSettings(runner="processes", workers=3).threads() == 2
+    assert ExecutionSettings(runner="processes", workers=2, threads_per_worker=3).threads() == 3
+    assert ExecutionSettings().max_in_flight() == 2 and ExecutionSettings(runner="processes", workers=3).max_in_flight() == 6
