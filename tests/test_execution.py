@@ -337,3 +337,24 @@ def test_workers_share_the_cores_this_process_may_use(monkeypatch):
     assert ExecutionSettings(runner="processes", workers=3).threads() == 2
     assert ExecutionSettings(runner="processes", workers=2, threads_per_worker=3).threads() == 3
     assert ExecutionSettings().max_in_flight() == 2 and ExecutionSettings(runner="processes", workers=3).max_in_flight() == 6
+
+
+def test_every_shard_sets_its_threads_on_the_thread_that_runs_it():
+    """torch counts threads per calling thread: a shard on a fresh runner thread still gets all
+    of its share, not OMP_NUM_THREADS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from falconer_core.execution import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        use_threads(1)
+        assert torch.get_num_threads() == 1
+        use_threads(2)  # a later shard with another share is not ignored
+        assert torch.get_num_threads() == 2
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(lambda: (use_threads(3), torch.get_num_threads())[1]).result() == 3
+    finally:
+        torch.set_num_threads(before)
