@@ -1,7 +1,7 @@
 """Where the seconds of a small `falconer execute` go: imports, the temporary Prefect server,
 the model load, the flow machinery and the forward passes, on 50 demo tweets.
 
-    python benchmarks/small_job.py                 # flow path and local path, 50 tweets
+    python benchmarks/small_job.py                 # --flow, --local and the default, 50 tweets
     python benchmarks/small_job.py --texts 200 --paths flow
 
 Each path runs `falconer execute` cold in a subprocess (a fresh interpreter, as a user's shell
@@ -80,16 +80,18 @@ def alone(code: str, env: dict) -> float:
 
 
 def cli_breakdown(model: str, corpus: Path, env: dict, path: str) -> dict:
-    command = [sys.executable, "-m", "falconer_cli.main", "execute", model, "--corpus", str(corpus), "--records", "0"]
-    if path == "local":
-        command.append("--local")
+    command = [sys.executable, "-m", "falconer_cli.main", "execute", model, "--corpus", str(corpus), "--records", "0",
+               "--run-id", f"small-{path}-{time.time_ns()}", "--no-reuse"]  # each path does the work
+    if path != "auto":
+        command.append(f"--{path}")
     wall, lines, code = timed_lines(command, env)
     if code:
         print("\n".join(line for _, line in lines[-30:]))
         raise SystemExit(f"falconer execute ({path}) failed with exit code {code}")
     noted = first(lines, "executing ")
-    flow_start = first(lines, "Beginning flow run", "Created flow run") if path != "local" else noted
-    fetched = first(lines, "fetch-model", "Finished in state Completed()") if path != "local" else None
+    in_process = any("without a Prefect server" in line for _, line in lines) or path == "local"
+    flow_start = noted if in_process else first(lines, "Beginning flow run", "Created flow run")
+    fetched = None if in_process else first(lines, "fetch-model", "Finished in state Completed()")
     shard_seconds = sum(float(m.group(1)) for _, line in lines if (m := re.search(r"rows in ([0-9.]+) s", line)))
     shard_logged = first(lines, "rows in ")
     out = {
@@ -108,7 +110,8 @@ def cli_breakdown(model: str, corpus: Path, env: dict, path: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=50)
-    parser.add_argument("--paths", nargs="+", default=["flow", "local"], choices=["flow", "local", "auto"])
+    parser.add_argument("--paths", nargs="+", default=["flow", "local", "auto"], choices=["flow", "local", "auto"],
+                        help="--flow, --local, or neither (the CLI decides by size)")
     parser.add_argument("--home", default=None, help="Falconer home to use (default: a temporary one)")
     args = parser.parse_args()
 
