@@ -1,5 +1,5 @@
-"""int8 against fp32 on the same checkpoints and test sentences: the word-F1 cost of int8, and
-texts/s of each beside the raw encoder forward on the same batches and a matmul ceiling, one run.
+"""int8 and bf16 (on a CPU with bf16 units) against fp32 on the same checkpoints and test
+sentences: the word-F1 cost of each, and texts/s of each beside the raw encoder forward on the same batches and a matmul ceiling, one run.
 
     python benchmarks/precision.py --checkpoints /tmp/ckpt   # folders saved by fewshot.py --save-dir
     python benchmarks/precision.py                           # fine-tunes 512 sentences per dataset first
@@ -19,37 +19,11 @@ from pathlib import Path
 import common  # noqa: F401  (sets the offline environment)
 import torch
 from common import RESULTS, save, subset
-from throughput import full_path, matmul_ceiling, rates, raw_forward
+from throughput import cpu_features, full_path, matmul_ceiling, rates, raw_forward, runnable_precisions
 
 from falconer_core.evaluation import exact_span_prf, word_f1
 from falconer_core.metamodel import Metamodel
-from falconer_core.metamodel.precision import resolve_precision
 from falconer_core.readers import load_split
-
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
-
-
-def cpu_features() -> dict:
-    """What the cores offer int8 and bf16 kernels (from /proc/cpuinfo), and what torch uses."""
-    flags: set[str] = set()
-    model_name = "?"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("model name") and model_name == "?":
-                model_name = line.split(":", 1)[1].strip()
-    present = [f for f in CPU_FLAGS if f in flags]
-    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni"))
-    return {
-        "cpu": model_name, "flags": present,
-        "summary": "AVX-512 with VNNI" if vnni and "avx512f" in flags else "AVX-512, no VNNI" if "avx512f" in flags
-        else "AVX2 with AVX-VNNI" if vnni else "AVX2 only" if "avx2" in flags else "no AVX2",
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "quantized_engine": torch.backends.quantized.engine,
-        "auto_picks": resolve_precision("auto", "cpu"),
-    }
 
 
 def checkpoint(dataset: str, size: int, seed: int, folder: Path) -> Path:
@@ -95,8 +69,10 @@ def speed(models: dict[str, Metamodel], texts: list[str], instruction: str, batc
     out = {"n_texts": len(texts), "tokens": tokens, "matmul_ceiling_gflops": round(ceiling, 1)}
     for name, (full_s, raw_s) in best.items():
         out[name] = rates(models[name], len(texts), tokens, full_s, raw_s, ceiling)
-    out["int8_vs_fp32_full"] = round(best["fp32"][0] / best["int8"][0], 3)
-    out["int8_vs_fp32_raw"] = round(best["fp32"][1] / best["int8"][1], 3)
+    for name in best:
+        if name != "fp32":
+            out[f"{name}_vs_fp32_full"] = round(best["fp32"][0] / best[name][0], 3)
+            out[f"{name}_vs_fp32_raw"] = round(best["fp32"][1] / best[name][1], 3)
     return out
 
 
@@ -123,17 +99,23 @@ def main() -> None:
         path = checkpoint(dataset, args.size, args.seed, Path(args.checkpoints))
         started = time.perf_counter()
         models = {"fp32": Metamodel.load(path)}
-        models["int8"] = models["fp32"].with_precision("int8")
+        for name in runnable_precisions():  # bf16 only on a CPU with bf16 units
+            if name != "fp32":
+                models[name] = models["fp32"].with_precision(name)
         quantize_s = time.perf_counter() - started
         test = subset(load_split(dataset, "test"), args.test_size or None, seed=12345)
         scores, predicted = {}, {}
         for name, model in models.items():
             scores[name], predicted[name] = quality(model, test)
-        same = sum(offsets(a) == offsets(b) for a, b in zip(predicted["fp32"], predicted["int8"]))
-        row = {
-            "dataset": dataset, "checkpoint": str(path), "n_test": len(test), **scores,
-            "word_f1_cost_int8": round(scores["fp32"]["word_f1"] - scores["int8"]["word_f1"], 4),
-            "texts_with_identical_spans": round(same / len(test), 4), "load_and_quantize_s": round(quantize_s, 1),
+        row = {"dataset": dataset, "checkpoint": str(path), "n_test": len(test), **scores}
+        for name in models:
+            if name == "fp32":
+                continue
+            same = sum(offsets(a) == offsets(b) for a, b in zip(predicted["fp32"], predicted[name]))
+            row[f"word_f1_cost_{name}"] = round(scores["fp32"]["word_f1"] - scores[name]["word_f1"], 4)
+            row[f"texts_with_identical_spans_{name}"] = round(same / len(test), 4)
+        row |= {
+            "load_and_quantize_s": round(quantize_s, 1),
             "speed": speed(models, [e.text for e in test[: args.speed_size or None]], test[0].instruction,
                            args.batch_size, args.repeats),
         }
@@ -150,14 +132,16 @@ def print_row(row: dict) -> None:
     s = row["speed"]
     print(f"\n{row['dataset']}: F1 on {row['n_test']} test sentences; speed on {s['n_texts']}, {s['tokens']} tokens"
           " (prompt included)")
-    for name in ("fp32", "int8"):
+    for name in [n for n in ("fp32", "bf16", "int8") if n in s]:
         q, r = row[name], s[name]
         print(f"  {name}: word F1 {q['word_f1']:.4f} (P {q['word_p']:.3f} R {q['word_r']:.3f}, exact {q['exact_f1']:.3f})"
               f" | full {r['full_texts_per_s']:7.1f} texts/s, raw {r['raw_texts_per_s']:7.1f} texts/s,"
               f" full/raw {r['full_vs_raw']:.2f}, raw {r['raw_gflops']} G(FL)OP/s = {r['raw_vs_ceiling']:.2f} of ceiling")
-    print(f"  int8 cost {row['word_f1_cost_int8']:+.4f} word F1; identical spans on {row['texts_with_identical_spans']:.1%}"
-          f" of texts; int8/fp32 speed: full {s['int8_vs_fp32_full']:.2f}x, raw {s['int8_vs_fp32_raw']:.2f}x;"
-          f" matmul ceiling {s['matmul_ceiling_gflops']} GFLOP/s", flush=True)
+    for name in [n for n in ("bf16", "int8") if n in s]:
+        print(f"  {name} cost {row[f'word_f1_cost_{name}']:+.4f} word F1; identical spans on "
+              f"{row[f'texts_with_identical_spans_{name}']:.1%} of texts; {name}/fp32 speed: full "
+              f"{s[f'{name}_vs_fp32_full']:.2f}x, raw {s[f'{name}_vs_fp32_raw']:.2f}x")
+    print(f"  matmul ceiling {s['matmul_ceiling_gflops']} GFLOP/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -137,12 +137,12 @@ def cli_run(model: str, corpus: Path, env: dict, *, shards: int, run_id: str) ->
     return {"peak_tree_rss_mb": round(peak[0] / 2**20), "seconds_to_first_commit": round(first or -1, 1)}
 
 
-def memory_section(model: str, home: Path, work: Path, env: dict) -> dict:
+def memory_section(model: str, home: Path, work: Path, env: dict, sizes: tuple[int, int] = (20_000, 1_000_000)) -> dict:
     from falconer_core.corpus import CorpusSource, snapshot_corpus
     from falconer_core.settings import Settings
 
     out = {}
-    for n in (20_000, 1_000_000):
+    for n in sizes:
         corpus = synthetic_corpus(work / f"tweets_{n}.csv", n)
         started = time.perf_counter()
         snapshot_corpus(CorpusSource(path=str(corpus.resolve()), name=corpus.stem), Settings().corpora_dir)
@@ -151,8 +151,9 @@ def memory_section(model: str, home: Path, work: Path, env: dict) -> dict:
         out[n] = {"snapshot_seconds": round(snap_s, 1), **cold, "csv_mb": round(corpus.stat().st_size / 2**20)}
         print(f"  {n:>9,} texts: snapshot {snap_s:5.1f} s (once per file version); CLI run: peak tree RSS "
               f"{cold['peak_tree_rss_mb']} MB, first shard committed {cold['seconds_to_first_commit']} s after start")
-    out["rss_growth_mb"] = out[1_000_000]["peak_tree_rss_mb"] - out[20_000]["peak_tree_rss_mb"]
-    print(f"  1M run adds {out['rss_growth_mb']} MB of peak RSS over the 20k run")
+    small, big = sizes
+    out["rss_growth_mb"] = out[big]["peak_tree_rss_mb"] - out[small]["peak_tree_rss_mb"]
+    print(f"  the {big:,}-text run adds {out['rss_growth_mb']} MB of peak RSS over the {small:,}-text run")
     return out
 
 
@@ -266,6 +267,8 @@ def main() -> None:
                         choices=["memory", "runners", "incremental", "llm"])
     parser.add_argument("--texts", type=int, default=4000, help="texts per runner in the runners section")
     parser.add_argument("--incremental-texts", type=int, default=20_000, help="corpus size before 5%% is appended")
+    parser.add_argument("--memory-texts", type=int, nargs=2, default=[20_000, 1_000_000], metavar=("SMALL", "BIG"),
+                        help="corpus sizes the memory section compares")
     parser.add_argument("--llm-texts", type=int, default=24, help="texts the embedded LLM executes")
     parser.add_argument("--home", default=None, help="Falconer home to use (default: a temporary one)")
     args = parser.parse_args()
@@ -283,7 +286,7 @@ def main() -> None:
     print(f"model {model} fine-tuned and registered in {time.perf_counter() - started:.0f} s (home {home})")
     env = {**os.environ}
     result: dict = {"model": model, "cpu_count": os.cpu_count()}
-    sections = {"memory": lambda: memory_section(model, home, work, env),
+    sections = {"memory": lambda: memory_section(model, home, work, env, tuple(args.memory_texts)),
                 "runners": lambda: runners_section(model, work, args.texts),
                 "incremental": lambda: incremental_section(model, work, args.incremental_texts),
                 "llm": lambda: llm_section(model, args.llm_texts)}

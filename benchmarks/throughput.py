@@ -1,24 +1,68 @@
 """Executor throughput: the full `get_span` path (tokenise, window, forward, decode) beside the
-raw encoder forward pass on the very same batches, and a torch matmul ceiling, all in one run.
+raw encoder forward pass on the very same batches, and a torch matmul ceiling, all in one run,
+in every precision this CPU runs (fp32, bf16 where it has bf16 units, int8), on all the cores
+this process may use (its CPU affinity), naming the CPU (model and flags).
 
-    python benchmarks/throughput.py --n 5000 [--precision int8]
+    python benchmarks/throughput.py --n 5000                 # every precision this machine runs
+    python benchmarks/throughput.py --n 2000 --precisions fp32 int8 --threads 1
 
-Figures are ratios measured in the same process: absolute times drift on shared machines.
+Passes are interleaved across precisions (best of --repeats), so drift on a shared machine hits
+all alike; figures are ratios measured in the same process. The tokenise-only time (encode and
+window, no forward) is what the executor's helper thread overlaps with the forward passes.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import common  # noqa: F401
 import torch
 from common import save, subset
 
+from falconer_core.errors import ConfigError
+from falconer_core.execution.settings import usable_cores
 from falconer_core.metamodel import Metamodel
 from falconer_core.metamodel.batching import collate
-from falconer_core.metamodel.precision import PRECISIONS, autocast
+from falconer_core.metamodel.precision import PRECISIONS, autocast, check_precision, resolve_precision
 from falconer_core.readers import load_split
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
+def cpu_features() -> dict:
+    """What the cores offer int8 and bf16 kernels (from /proc/cpuinfo), and what torch uses."""
+    flags: set[str] = set()
+    model_name = "?"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("model name") and model_name == "?":
+                model_name = line.split(":", 1)[1].strip()
+    present = [f for f in CPU_FLAGS if f in flags]
+    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni"))
+    return {
+        "cpu": model_name, "flags": present,
+        "summary": "AVX-512 with VNNI" if vnni and "avx512f" in flags else "AVX-512, no VNNI" if "avx512f" in flags
+        else "AVX2 with AVX-VNNI" if vnni else "AVX2 only" if "avx2" in flags else "no AVX2",
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "quantized_engine": torch.backends.quantized.engine,
+        "auto_picks": resolve_precision("auto", "cpu"),
+    }
+
+
+def runnable_precisions() -> list[str]:
+    """The precisions this CPU runs (bf16 only with bf16 units)."""
+    found = []
+    for name in PRECISIONS:
+        try:
+            found.append(check_precision(name, "cpu"))
+        except ConfigError:
+            pass
+    return found
 
 
 def matmul_ceiling(n: int = 2048, repeats: int = 10) -> float:
@@ -73,43 +117,68 @@ def rates(model: Metamodel, n_texts: int, tokens: int, full_s: float, raw_s: flo
     }
 
 
+def tokenize_only(model: Metamodel, texts: list[str], instruction: str) -> float:
+    """Seconds to encode and window the texts (what the helper thread does, no forward)."""
+    started = time.perf_counter()
+    encoded = model.encoder.encode_texts(texts)
+    for i, e in enumerate(encoded):
+        model.encoder.windows(i, e, "span", instruction)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="sentences from the BC2GM test split")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the packaged base)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many passes")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="inference precision")
+    parser.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS,
+                        help="inference precisions (default: every one this CPU runs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the cores this process may use)")
     args = parser.parse_args()
 
-    if args.model:
-        model = Metamodel.load(args.model, precision=args.precision)
-    else:
-        model = Metamodel.from_base(precision=args.precision)
-    model.batch_size = args.batch_size
+    threads = args.threads or usable_cores()
+    torch.set_num_threads(threads)
+    features = cpu_features()
+    names = args.precisions or runnable_precisions()
+    base = Metamodel.load(args.model) if args.model else Metamodel.from_base()
+    models = {name: base if name == "fp32" else base.with_precision(name) for name in names}
     examples = subset(load_split("bc2gm", "test"), args.n, seed=7)
     texts, instruction = [e.text for e in examples], examples[0].instruction
-    model.get_span(texts[:64], instruction, progress=False)  # warm-up
+    for model in models.values():
+        model.batch_size = args.batch_size
+        model.get_span(texts[:64], instruction, progress=False)  # warm-up
 
-    ceiling = matmul_ceiling()
-    full_s, raw_s = float("inf"), float("inf")
+    best = {name: [float("inf"), float("inf")] for name in models}
+    ceilings, tokens, tokenize_s = [], 0, float("inf")
     for _ in range(args.repeats):
-        full_s = min(full_s, full_path(model, texts, instruction))
-        seconds, tokens = raw_forward(model, texts, instruction, args.batch_size)
-        raw_s = min(raw_s, seconds)
+        ceilings.append(matmul_ceiling())
+        tokenize_s = min(tokenize_s, tokenize_only(base, texts, instruction))
+        for name, model in models.items():
+            best[name][0] = min(best[name][0], full_path(model, texts, instruction))
+            seconds, tokens = raw_forward(model, texts, instruction, args.batch_size)
+            best[name][1] = min(best[name][1], seconds)
+    ceiling = max(ceilings)
     result = {
-        "n_texts": len(texts), "tokens": tokens, "batch_size": args.batch_size, "precision": args.precision,
-        **rates(model, len(texts), tokens, full_s, raw_s, ceiling), "matmul_ceiling_gflops": round(ceiling, 1),
+        "cpu_features": features, "threads": threads, "n_texts": len(texts), "tokens": tokens,
+        "batch_size": args.batch_size, "matmul_ceiling_gflops": round(ceiling, 1),
+        "tokenize_texts_per_s": round(len(texts) / tokenize_s, 1),
+        "precisions": {name: rates(models[name], len(texts), tokens, full_s, raw_s, ceiling)
+                       for name, (full_s, raw_s) in best.items()},
     }
-    print(f"get_span ({args.precision}), {len(texts)} BC2GM sentences, {tokens} tokens (prompt included), "
-          f"batch {args.batch_size}")
-    print(f"  full path   : {result['full_texts_per_s']:8.1f} texts/s  {result['full_tokens_per_s']:8d} tokens/s")
-    print(f"  raw forward : {result['raw_texts_per_s']:8.1f} texts/s  {result['raw_tokens_per_s']:8d} tokens/s"
-          f"  ({result['raw_gflops']} GFLOP/s)")
-    print(f"  matmul ceiling: {result['matmul_ceiling_gflops']} GFLOP/s")
-    print(f"  full / raw = {result['full_vs_raw']:.2f}   raw / ceiling = {result['raw_vs_ceiling']:.2f}")
-    name = "throughput" if args.precision == "fp32" else f"throughput-{args.precision}"
-    print(f"results: {save(name, result)}")
+    if "fp32" in best:
+        for name in best:
+            result["precisions"][name]["full_vs_fp32"] = round(best["fp32"][0] / best[name][0], 3)
+    print(f"CPU: {features['cpu']}: {features['summary']} ({' '.join(features['flags'])}); torch kernels "
+          f"{features['torch_cpu_capability']}; {threads} thread(s); 'auto' picks {features['auto_picks']}")
+    print(f"get_span, {len(texts)} BC2GM sentences, {tokens} tokens (prompt included), batch {args.batch_size}; "
+          f"matmul ceiling {result['matmul_ceiling_gflops']} GFLOP/s (2048² fp32); tokenise only "
+          f"{result['tokenize_texts_per_s']} texts/s")
+    for name, r in result["precisions"].items():
+        print(f"  {name:>5}: full {r['full_texts_per_s']:7.1f} texts/s, raw {r['raw_texts_per_s']:7.1f} texts/s, "
+              f"full/raw {r['full_vs_raw']:.2f}, raw {r['raw_gflops']} G(FL)OP/s = {r['raw_vs_ceiling']:.2f} of ceiling"
+              + (f", full {r['full_vs_fp32']:.2f}x fp32" if "full_vs_fp32" in r else ""))
+    print(f"results: {save('throughput', result)}")
 
 
 if __name__ == "__main__":

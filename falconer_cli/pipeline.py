@@ -340,6 +340,7 @@ def execute(
     llm_model: LLMModelOpt = None,
     audit: AuditOpt = 0,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
+    local: Annotated[Optional[bool], typer.Option("--local/--flow", help="--local: run the flow's steps in this process without a Prefect server (same run id, rows and run record; no flow run in the Prefect UI); --flow: always a Prefect flow. Default: --local for fewer than 1,000 texts on the sequential runner without --cascade and without PREFECT_API_URL, else --flow.")] = None,
 ) -> None:
     """Run a registered metamodel over a whole corpus; outputs go to the DuckDB store."""
     cascading = cascade_settings(cascade, delta=cascade_delta, budget=llm_budget, llm=cascade_llm,
@@ -353,12 +354,21 @@ def execute(
     note = f" (cascade to {cascading.llm.identity()}: {cascade}, delta {cascade_delta})" if cascading else ""
     print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}, "
                f"{_corpus_version(snapshot.corpus_id, snapshot.n_texts)}{note}")
+    from falconer_core.execution.inprocess import SMALL_JOB_TEXTS, execute_in_process, runs_in_process
 
-    from flows import execute as execute_flow
+    if runs_in_process(snapshot.n_texts, execution, cascade=cascading is not None,
+                       api_url=os.environ.get("PREFECT_API_URL"), asked=local):
+        if local is None:
+            print_note(f"a small job (< {SMALL_JOB_TEXTS:,} texts): running here without a Prefect server; "
+                       "--flow runs it as a Prefect flow")
+        result = execute_in_process(model=model, corpus=source, plan=chosen, execution=execution, log=print_note)
+        flow_run_id = None
+    else:
+        from flows import execute as execute_flow
 
-    result, flow_run_id = _run_flow(
-        execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading
-    )
+        result, flow_run_id = _run_flow(
+            execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading
+        )
     print_corpus_ran(snapshot, result.corpus_id, result.n_texts)
     from falconer_cli.results import print_execution_result
 

@@ -49,7 +49,7 @@ def _interval(row: dict, key: str) -> str:
     return f"{row[key]:.3f} [{row.get(key + '_lo', float('nan')):.3f}, {row.get(key + '_hi', float('nan')):.3f}]"
 
 
-def print_execution_result(result: Any, flow_run_id: str, *, records: int = 5) -> None:
+def print_execution_result(result: Any, flow_run_id: str | None, *, records: int = 5) -> None:
     """The end of `execute`: records, run counts, and where to look."""
     print_records(result.store_path, result.run_id, records)
     console.print(key_values([
@@ -162,7 +162,7 @@ def print_records(store_path: str, run_id: str, limit: int) -> None:
 
 
 def print_where(
-    flow_run_id: str,
+    flow_run_id: str | None,
     *,
     store_path: str | None = None,
     run_id: str | None = None,
@@ -185,9 +185,12 @@ def print_where(
                   ("  lineage", f"falconer lineage {model_version}")]
     api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     ui = api_url.removesuffix("/api") if api_url else "http://127.0.0.1:4200"
-    pairs += [("Prefect", f"flow run {flow_run_id}"),
-              ("  UI", f"{ui}/runs/flow-run/{flow_run_id}" + ("" if api_url else "  (after `falconer serve`)")),
-              ("MLflow UI", f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "
+    if flow_run_id is None:
+        pairs += [("Prefect", "no flow run: a small job ran in this process (--flow records it as a flow run)")]
+    else:
+        pairs += [("Prefect", f"flow run {flow_run_id}"),
+                  ("  UI", f"{ui}/runs/flow-run/{flow_run_id}" + ("" if api_url else "  (after `falconer serve`)"))]
+    pairs += [("MLflow UI", f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri "
                             f"{settings.mlflow_tracking_uri} --workers 1  -> http://127.0.0.1:5000")]
     console.print(key_values(pairs, title="where to look"))
 

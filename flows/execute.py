@@ -122,22 +122,24 @@ def execute_shards(
     model: ModelSource, plan: Plan, corpus: CorpusSnapshot, shards: list[Shard], run: RunPlan,
     execution: ExecutionSettings,
 ) -> tuple[list[ShardResult], dict[int, str]]:
-    """Submit every shard to this flow's task runner and commit each part as it completes.
+    """Submit the shards to this flow's task runner, a window at a time, and commit each part as it completes.
     Returns the executed shards and, by index, the ones whose worker failed for a reason that
     may pass (a crash); a Falconer error (bad input, a full disk) is raised once the others
     are committed."""
-    futures = {
-        tasks.execute_shard.submit(
-            model=model, plan=plan, corpus=corpus, shard=shard, run=run.for_shard(shard), execution=execution,
-        ): shard
-        for shard in shards
-    }
+    waiting, in_flight = list(shards), {}
     done: list[ShardResult] = []
     crashed: dict[int, str] = {}
     fatal: BaseException | None = None
     with tqdm(total=len(shards), desc="shards", unit="shard", disable=not execution.progress) as bar:
-        for future in as_completed(list(futures)):
-            shard = futures[future]
+        while waiting or in_flight:
+            # a window of submissions, not all at once: memory stays flat however many shards
+            while waiting and len(in_flight) < execution.max_in_flight():
+                shard = waiting.pop(0)
+                in_flight[tasks.execute_shard.submit(
+                    model=model, plan=plan, corpus=corpus, shard=shard, run=run.for_shard(shard), execution=execution,
+                )] = shard
+            future = next(as_completed(list(in_flight)))
+            shard = in_flight.pop(future)
             try:
                 result = future.result()
             except FalconerError as exc:

@@ -356,6 +356,13 @@ class TestMinedEndToEnd:
                           "--run-id", "cli-exec", "--shard-size", "30")
         assert executed.exit_code == 0, (executed.output, executed.exception)
         assert "run cli-exec" in executed.stdout
+        assert "running here without a Prefect server" in executed.stderr  # a small job: the short path
+        assert "no flow run: a small job ran in this process" in executed.stdout
+        as_flow = invoke("execute", "falconer-metamodel/1", "--corpus", corpus, "--id-column", "tweet_id",
+                         "--run-id", "cli-exec-flow", "--shard-size", "30", "--flow")
+        assert as_flow.exit_code == 0, (as_flow.output, as_flow.exception)
+        assert "run cli-exec-flow" in as_flow.stdout and "without a Prefect server" not in as_flow.output
+        assert "flow run " in as_flow.stdout
         evaluated = invoke("evaluate", "falconer-metamodel/1", "--corpus", corpus, "--id-column", "tweet_id",
                            "--annotator", "gold", "--sample-fraction", "0.5")
         assert evaluated.exit_code == 0, (evaluated.output, evaluated.exception)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from falconer_core.errors import CorpusError, ModelError, PlanError
-from falconer_core.execution import LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
+from falconer_core.execution import ExecutionSettings, LabelOutcome, OutputRecord, PerSpanOutcome, execute_plan
 from falconer_core.execution.outputs import FILTER_FIELD, output_rows
 from falconer_core.execution.shards import execution_run_id, pending_shards
 from falconer_core.plan import Plan
@@ -305,3 +305,56 @@ def test_shards_and_run_ids():
     run = execution_run_id("m/1", tk.TALKS, "corpus", 20)
     assert run == execution_run_id("m/1", tk.TALKS, "corpus", 20) != execution_run_id("m/2", tk.TALKS, "corpus", 20)
     assert run != execution_run_id("m/1", tk.TALKS, "corpus", 10)
+
+
+def test_small_jobs_run_in_process_unless_a_flow_is_asked_for_or_needed():
+    from falconer_core.errors import ConfigError
+    from falconer_core.execution.inprocess import SMALL_JOB_TEXTS, runs_in_process
+
+    plain = ExecutionSettings()
+    assert runs_in_process(50, plain, cascade=False, api_url=None, asked=None)
+    assert not runs_in_process(SMALL_JOB_TEXTS, plain, cascade=False, api_url=None, asked=None)  # big: a flow
+    assert not runs_in_process(50, plain, cascade=False, api_url="http://127.0.0.1:4200/api", asked=None)  # a server: use it
+    assert not runs_in_process(50, plain, cascade=True, api_url=None, asked=None)
+    assert not runs_in_process(50, ExecutionSettings(runner="processes"), cascade=False, api_url=None, asked=None)
+    assert not runs_in_process(50, plain, cascade=False, api_url=None, asked=False)  # --flow
+    assert runs_in_process(10**6, plain, cascade=False, api_url="http://x/api", asked=True)  # --local
+    with pytest.raises(ConfigError, match="--local"):
+        runs_in_process(50, ExecutionSettings(runner="dask"), cascade=False, api_url=None, asked=True)
+
+
+def test_workers_share_the_cores_this_process_may_use(monkeypatch):
+    """Threads per worker multiply with the workers to the cores of the CPU affinity (a
+    container's or taskset's), not the machine's; in-flight shards stay a small window."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7}, raising=False)
+    assert ExecutionSettings().threads() == 8  # sequential: every core it may use
+    assert ExecutionSettings(runner="processes").worker_count() == 8
+    assert ExecutionSettings(runner="processes").threads() == 1
+    assert ExecutionSettings(runner="processes", workers=2).threads() == 4
+    assert ExecutionSettings(runner="processes", workers=3).threads() == 2
+    assert ExecutionSettings(runner="processes", workers=2, threads_per_worker=3).threads() == 3
+    assert ExecutionSettings().max_in_flight() == 2 and ExecutionSettings(runner="processes", workers=3).max_in_flight() == 6
+
+
+def test_every_shard_sets_its_threads_on_the_thread_that_runs_it():
+    """torch counts threads per calling thread: a shard on a fresh runner thread still gets all
+    of its share, not OMP_NUM_THREADS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from falconer_core.execution import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        use_threads(1)
+        assert torch.get_num_threads() == 1
+        use_threads(2)  # a later shard with another share is not ignored
+        assert torch.get_num_threads() == 2
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(lambda: (use_threads(3), torch.get_num_threads())[1]).result() == 3
+    finally:
+        torch.set_num_threads(before)

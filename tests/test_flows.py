@@ -605,3 +605,47 @@ def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget
     # a gate the first round's lower bound clears: one round, half the budget
     early = incubate(**{**args, "incubation": incubation_settings(active=active)}, model_name="active-early")
     assert [row["annotations"] for row in early.learning_curve] == [30] and early.n_annotations == 30
+
+
+def test_a_small_job_run_in_process_stores_what_the_execute_flow_stores(home, corpus, tiny_encoder_path):
+    """The CLI's short path (`--local`, the default for small jobs) runs the flow's steps without
+    Prefect: the same run id, the same rows, the same run record, the same result."""
+    from falconer_core.execution.inprocess import execute_in_process
+    from falconer_core.metamodel import Metamodel
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from flows import execute
+
+    folder = Metamodel.from_base(str(tiny_encoder_path)).save(home / "inprocess-ckpt")
+    ref = str(Registry.from_settings(Settings()).log_fine_tune(
+        folder, model_name="inprocess", parent=None, base_model=None, plan=Plan.from_dict(PLAN),
+        annotation_set_hash="none", n_annotations=0, annotator="human", corpus_id="test", settings={},
+        metrics={"mean_f1": 0.0},
+    ))
+    by_flow = execute(ref, corpus, execution=ExecutionSettings(shard_size=50, run_id="small-flow", reuse=False))
+    here = execute_in_process(model=ref, corpus=corpus, plan=None,
+                              execution=ExecutionSettings(shard_size=50, run_id="small-here", reuse=False))
+    ignored = {"run_id", "seconds"}
+    assert here.model_dump(exclude=ignored) == by_flow.model_dump(exclude=ignored)
+    assert here.shards_run == 3 and here.rows > N_TEXTS
+
+    frame = outputs()
+    key = ["shard", "text_id", "field", "step", "span_start", "span_end", "value"]
+
+    def rows(run_id):
+        found = frame[frame["run_id"] == run_id].drop(columns=["run_id", "created_at"])
+        return found.sort_values(key).reset_index(drop=True)
+
+    assert rows("small-here").equals(rows("small-flow"))
+    with Store(Settings().store_path) as store:
+        records = [store.run(run_id) for run_id in ("small-here", "small-flow")]
+    for record in records:
+        record["params"]["execution"].pop("run_id")
+    varying = {"run_id", "started_at", "finished_at", "heartbeat_at"}
+    assert [{k: v for k, v in r.items() if k not in varying} for r in records][0] == \
+        {k: v for k, v in records[1].items() if k not in varying}
+
+    # left to derive its run id, the short path names the run the flow would resume
+    derived = execute_in_process(model=ref, corpus=corpus, plan=None, execution=ExecutionSettings(shard_size=50))
+    resumed = execute(ref, corpus, execution=ExecutionSettings(shard_size=50))
+    assert resumed.run_id == derived.run_id and resumed.shards_run == 0 and resumed.rows == derived.rows

@@ -466,3 +466,30 @@ def test_the_epoch_kept_is_the_best_by_smoothed_dev_score(tiny_encoder_path):
     running = [smoothed_score(summary.dev_scores[: e + 1], 2) for e in range(len(summary.dev_scores))]
     assert summary.best_epoch == 1 + max(range(len(running)), key=lambda e: (running[e], -e))
     assert summary.best_dev_score == pytest.approx(max(running), abs=1e-5)
+
+
+def test_texts_are_tokenised_in_blocks_ahead_of_the_forward_with_the_same_answers(tiny, monkeypatch):
+    """Blocks of texts are tokenised on a helper thread while the previous block runs; the
+    answers equal those of one block (each block still sorts its windows by length)."""
+    import threading
+
+    from falconer_core.metamodel import model as model_module
+
+    texts = [f"Ada Lovelace met Charles Babbage in London, day {k}." * (1 + k % 4) for k in range(23)]
+    texts[5] = "  "
+    whole_spans = tiny.get_span(texts, "Extract the names of people.")
+    whole_labels = tiny.get_label(texts, "Is this about computing?")
+    seen: set[str] = set()
+    encode = tiny.encoder.encode_texts
+
+    def spy(batch):
+        seen.add(threading.current_thread().name)
+        return encode(batch)
+
+    monkeypatch.setattr(tiny.encoder, "encode_texts", spy)
+    monkeypatch.setattr(model_module, "TOKENIZE_BLOCK", 4)
+    assert tiny.get_span(texts, "Extract the names of people.") == whole_spans
+    blocked = tiny.get_label(texts, "Is this about computing?")
+    assert [r.value for r in blocked] == [r.value for r in whole_labels]
+    assert max(abs(a.confidence - b.confidence) for a, b in zip(blocked, whole_labels)) < 1e-5
+    assert seen and all(name.startswith("falconer-tokenize") for name in seen)

@@ -88,3 +88,41 @@ def test_utf8_check_streams_across_block_edges(tmp_path, block):
     good = tmp_path / "good.csv"
     good.write_bytes(b"\xef\xbb\xbf" + "text\nnaïve café ☕ 😀\n".encode())
     _check_utf8(good, block=block)
+
+
+def test_shard_digests_stream_the_definition_stored_work_keys_were_made_with(tmp_path):
+    """Streamed digests equal DuckDB's md5(string_agg(id:text_hash)), row group edges or not, so
+    shards done before this change are still reused."""
+    import duckdb
+
+    from falconer_core.corpus import snapshot as snapshot_module
+
+    source = CorpusSource(path=str(_csv(tmp_path, tweets(130))), id_column="tweet_id")
+    for size, group in ((25, 10_000), (7, 10), (1000, 3), (10, 10)):
+        snapshot_module.ROW_GROUP_ROWS, saved = group, snapshot_module.ROW_GROUP_ROWS
+        try:
+            snap = snapshot_corpus(source, tmp_path / f"c{group}")
+            found = snap.shard_digests(size)
+        finally:
+            snapshot_module.ROW_GROUP_ROWS = saved
+        assert pq.ParquetFile(snap.path).metadata.num_row_groups == -(-130 // group)
+        with duckdb.connect() as con:
+            expected = [digest for _, digest in con.execute(
+                "SELECT row // ? AS shard, md5(string_agg(id || ':' || text_hash, ',' ORDER BY row)) "
+                "FROM read_parquet(?) GROUP BY shard ORDER BY shard", [size, snap.path]).fetchall()]
+        assert found == expected and len(found) == -(-130 // size)
+
+
+def test_the_id_check_runs_in_duckdb_under_a_memory_cap(tmp_path):
+    """Uniqueness over the whole corpus is a capped, single-threaded DuckDB query that spills to
+    disk (not a Python set of every id), and it still names the duplicates."""
+    from falconer_core.corpus.snapshot import DUCKDB_MEMORY, _check_unique_ids, bounded_duckdb
+
+    with bounded_duckdb(tmp_path / "spill") as con:
+        limit, threads = con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+    assert threads == 1 and limit == "61.0 MiB" and DUCKDB_MEMORY == "64MB"  # DuckDB reports 64 MB in MiB
+    frame = pd.DataFrame({"id": [f"i{k}" for k in range(5000)] + ["i17", "i4999"], "text": ["x"] * 5002})
+    frame.to_parquet(tmp_path / "ids.parquet")
+    pd.read_parquet(tmp_path / "ids.parquet").assign(row=range(5002)).to_parquet(tmp_path / "rows.parquet")
+    with pytest.raises(CorpusError, match=r"2 id\(s\) occur more than once \('i17' ×2, 'i4999' ×2\)"):
+        _check_unique_ids(tmp_path / "rows.parquet", "rows.parquet")

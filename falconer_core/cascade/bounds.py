@@ -11,21 +11,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy.stats import beta
+
+def _beta_ppf(q: float, a: float, b: float) -> float:
+    """The beta quantile; scipy.stats is imported here, not at import time (it costs seconds,
+    and every `execute` imports this module through the run plan, cascade or not)."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(q, a, b))
 
 
 def binomial_upper(errors: int, n: int, delta: float) -> float:
     """One-sided upper (1 - delta) Clopper-Pearson bound on a rate seen as `errors` of `n`."""
     if n <= 0 or errors >= n:
         return 1.0
-    return float(beta.ppf(1.0 - delta, errors + 1, n - errors))
+    return _beta_ppf(1.0 - delta, errors + 1, n - errors)
 
 
 def binomial_lower(successes: int, n: int, delta: float) -> float:
     """One-sided lower (1 - delta) Clopper-Pearson bound on a rate seen as `successes` of `n`."""
     if n <= 0 or successes <= 0:
         return 0.0
-    return float(beta.ppf(delta, successes, n - successes + 1))
+    return _beta_ppf(delta, successes, n - successes + 1)
 
 
 def binomial_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -112,16 +112,36 @@ class CorpusSnapshot(BaseModel):
 
     def shard_digests(self, shard_size: int) -> list[str]:
         """One digest per shard of `shard_size` consecutive texts: of its ids and text hashes, so
-        a shard whose texts did not change has the same digest in every corpus version."""
-        import duckdb
+        a shard whose texts did not change has the same digest in every corpus version.
 
-        with duckdb.connect() as con:
-            rows = con.execute(
-                f"SELECT {ROW} // ? AS shard, md5(string_agg({ID} || ':' || {TEXT_HASH}, ',' ORDER BY {ROW})) "
-                "FROM read_parquet(?) GROUP BY shard ORDER BY shard",
-                [int(shard_size), self.path],
-            ).fetchall()
-        return [digest for _, digest in rows]
+        The digest is md5 of the shard's `id:text_hash` pairs joined by commas, in corpus order
+        (what DuckDB's `md5(string_agg(id || ':' || text_hash, ',' ORDER BY row))` gives, the
+        definition stored work keys were made with), streamed one row group at a time so a
+        million texts cost one row group of memory, not the whole column."""
+        import hashlib
+
+        import pyarrow.compute as pc
+
+        digests: list[str] = []
+        current, row = None, 0
+        file = pq.ParquetFile(self.path)
+        for group in range(file.num_row_groups):  # one row group at a time (iter_batches reads ahead)
+            table = file.read_row_group(group, columns=[ID, TEXT_HASH])
+            pairs = pc.binary_join_element_wise(table.column(ID), table.column(TEXT_HASH), ":").to_pylist()
+            start = 0
+            while start < len(pairs):
+                if row % shard_size == 0:
+                    if current is not None:
+                        digests.append(current.hexdigest())
+                    current, lead = hashlib.md5(usedforsecurity=False), ""
+                else:
+                    lead = ","
+                take = min(len(pairs) - start, shard_size - row % shard_size)
+                current.update((lead + ",".join(pairs[start : start + take])).encode("utf-8"))
+                start, row = start + take, row + take
+        if current is not None:
+            digests.append(current.hexdigest())
+        return digests
 
 
 def snapshot_corpus(source: CorpusSource, folder: str | Path, *, chunk_rows: int = CHUNK_ROWS) -> CorpusSnapshot:
@@ -217,10 +237,26 @@ def _cell(value: object) -> str | None:
     return str(value)
 
 
-def _check_unique_ids(path: Path, source: str) -> None:
+#: What one DuckDB query over a snapshot may hold in memory before it spills to disk: the id
+#: check and shard digests of a million texts would otherwise take hundreds of MB at peak.
+DUCKDB_MEMORY = "64MB"
+
+
+def bounded_duckdb(spill: Path):
+    """An in-memory DuckDB connection for whole-snapshot queries, with bounded memory: one
+    thread, `DUCKDB_MEMORY`, no insertion order kept, spilling under `spill` (next to the snapshot)."""
     import duckdb
 
-    with duckdb.connect() as con:
+    return duckdb.connect(config={
+        "memory_limit": DUCKDB_MEMORY, "threads": 1, "preserve_insertion_order": False,
+        "temp_directory": str(spill),
+    })
+
+
+def _check_unique_ids(path: Path, source: str) -> None:
+    """No id twice in the whole snapshot: a GROUP BY in DuckDB under a memory cap (a Python set
+    of a million ids is ~100 MB; DuckDB spills to disk instead)."""
+    with bounded_duckdb(path.parent / ".duckdb-spill") as con:
         found = con.execute(
             f"SELECT {ID}, count(*) AS n FROM read_parquet(?) GROUP BY {ID} HAVING n > 1 ORDER BY min({ROW})",
             [str(path)],

@@ -85,13 +85,30 @@ class ExecutionSettings(BaseModel):
         """How many processes or Dask workers a local runner starts."""
         if self.runner == "sequential":
             return 1
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cores()
 
     def threads(self) -> int:
-        """torch threads each worker uses."""
+        """torch threads each worker uses: the cores this process may run on (its CPU affinity,
+        which a container or `taskset` narrows), shared among the workers."""
         if self.threads_per_worker:
             return self.threads_per_worker
-        return max(1, (os.cpu_count() or 1) // self.worker_count())
+        return max(1, usable_cores() // self.worker_count())
+
+    def max_in_flight(self) -> int:
+        """Shards submitted to the task runner at any time: enough to keep every worker busy,
+        few enough that a million texts in a thousand shards do not hold a thousand pending
+        submissions (and their parameters) in memory at once."""
+        if self.runner == "dask" and self.workers is None:
+            return 256  # an existing cluster's size is unknown here
+        return 2 * self.worker_count()
 
 
-__all__ = ["MAX_AUTO_SHARD", "MIN_AUTO_SHARD", "ExecutionSettings", "RunnerName"]
+def usable_cores() -> int:
+    """The cores this process may run on (`os.sched_getaffinity`), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+__all__ = ["MAX_AUTO_SHARD", "MIN_AUTO_SHARD", "ExecutionSettings", "RunnerName", "usable_cores"]

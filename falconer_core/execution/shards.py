@@ -108,16 +108,15 @@ def work_keys(
     }
 
 
-_THREADS_SET: list[int] = []
-
-
 def use_threads(threads: int | None) -> None:
-    """Give this worker process `threads` torch threads (once: the first shard decides)."""
-    if threads and not _THREADS_SET:
+    """Run this thread's torch ops on `threads` threads. Called by every shard, not once per
+    process: torch keeps the count per calling thread, and a task runner may run the next shard
+    on a fresh thread (one that still has OMP_NUM_THREADS, often 1). A no-op when already set."""
+    if threads:
         import torch
 
-        torch.set_num_threads(int(threads))
-        _THREADS_SET.append(int(threads))
+        if torch.get_num_threads() != int(threads):
+            torch.set_num_threads(int(threads))
 
 
 def execute_shard(

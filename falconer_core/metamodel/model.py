@@ -7,6 +7,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from falconer_core.training.threads import pinned_threads, training_threads
 from falconer_core.types import Example, Instructions, LabelResult, Span, per_text_instructions
 
 CONFIG_FILE = "falconer.json"
+#: Texts tokenised at a time, the next block while the forward passes of one run; a call with
+#: fewer texts batches exactly as a single block (one length sort over all its windows).
+TOKENIZE_BLOCK = 2048
 FORMAT_VERSION = 1
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
@@ -221,32 +225,50 @@ class Metamodel:
         return out
 
     def _run(self, kind, texts, instructions, batch_size, progress, encoded_out=None):
-        """Encode, window, bucket by length, forward; yield (item, windows, probs) per text."""
+        """Encode, window, bucket by length, forward; yield (item, windows, probs) per text.
+
+        Texts go in blocks of `TOKENIZE_BLOCK`: a helper thread tokenises and windows the next
+        block while the forward passes of this one run (torch releases the GIL in its kernels),
+        and each block's windows are sorted by length into batches, so padding stays small."""
         live = [i for i, t in enumerate(texts) if t.strip()]
-        encoded = dict(zip(live, self.encoder.encode_texts([texts[i] for i in live])))
-        if encoded_out is not None:
-            encoded_out.update(encoded)
-        windows = [w for i in live for w in self.encoder.windows(i, encoded[i], kind, instructions[i])]
+        size = batch_size or self.batch_size
+        blocks = [live[start : start + TOKENIZE_BLOCK] for start in range(0, len(live), TOKENIZE_BLOCK)]
+
+        def prepare(items: list[int]) -> tuple[dict[int, EncodedText], list]:
+            encoded = dict(zip(items, self.encoder.encode_texts([texts[i] for i in items])))
+            return encoded, [w for i in items for w in self.encoder.windows(i, encoded[i], kind, instructions[i])]
+
+        show = progress if progress is not None else len(live) > 4 * size
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="falconer-tokenize") as tokenizer,
+            torch.inference_mode(), autocast(self.precision, self.device),
+            tqdm(total=len(live), disable=not show, desc=f"get_{kind}", unit="text") as bar,
+        ):
+            ahead = tokenizer.submit(prepare, blocks[0]) if blocks else None
+            for number in range(len(blocks)):
+                encoded, windows = ahead.result()
+                ahead = tokenizer.submit(prepare, blocks[number + 1]) if number + 1 < len(blocks) else None
+                if encoded_out is not None:
+                    encoded_out.update(encoded)
+                probs = self._forward_windows(windows, size)
+                by_item: dict[int, list[int]] = {}
+                for k, window in enumerate(windows):
+                    by_item.setdefault(window.item, []).append(k)
+                for item, ks in by_item.items():
+                    yield item, [windows[k] for k in ks], [probs[k] for k in ks]
+                bar.update(len(encoded))
+
+    def _forward_windows(self, windows: list, size: int) -> list[np.ndarray]:
+        """Class probabilities per token of each window, batched `size` at a time by length."""
         probs: list[np.ndarray | None] = [None] * len(windows)
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
-        size = batch_size or self.batch_size
-        show = progress if progress is not None else len(windows) > 4 * size
-        with (
-            torch.inference_mode(), autocast(self.precision, self.device),
-            tqdm(total=len(windows), disable=not show, desc=f"get_{kind}", unit="win") as bar,
-        ):
-            for chunk in _chunks(order, size):
-                batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
-                logits = self.forward(batch).logits
-                out = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-                for row, k in enumerate(chunk):
-                    probs[k] = out[row, : len(windows[k].input_ids)]
-                bar.update(len(chunk))
-        by_item: dict[int, list[int]] = {}
-        for k, window in enumerate(windows):
-            by_item.setdefault(window.item, []).append(k)
-        for item, ks in by_item.items():
-            yield item, [windows[k] for k in ks], [probs[k] for k in ks]
+        for chunk in _chunks(order, size):
+            batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
+            logits = self.forward(batch).logits
+            out = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            for row, k in enumerate(chunk):
+                probs[k] = out[row, : len(windows[k].input_ids)]
+        return probs  # type: ignore[return-value]
 
     def forward(self, batch: dict[str, torch.Tensor]):
         """The encoder's output for a collated batch (with a loss when it carries labels);
