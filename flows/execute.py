@@ -47,11 +47,7 @@ def execute(
     """Run `plan` with the registered `model` over `corpus`; outputs go to the store."""
     if cascade is not None:
         cascade.check_llm()  # no LLM to defer to: fail before any work
-    given = plan_for_model(plan, None) if plan else None
-    source = tasks.fetch_model(model, plan_hash=given.hash if given else None)  # NAME + plan: that task's champion
-    # `auto` becomes the precision that runs before anything is keyed on it (run id, work keys)
-    execution = execution.model_copy(update={"precision": precision_for_version(execution.precision, source.version)})
-    chosen = given or plan_for_model(None, source.version)
+    source, chosen, execution = choose_model(model, plan, execution)
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
     calibration = None if cascade is None else tasks.calibrate(
@@ -62,23 +58,42 @@ def execute(
         execution=execution, cascade=cascade, calibration=calibration,
     )
     done, reused = tasks.start_run(run=run, plan=chosen)
+    results = run_shards(run=run, model=source, plan=chosen, corpus=snapshot, execution=execution, done=done)
+    summary = tasks.finish_run(run_id=run.run_id)
+    report = None if calibration is None else report_cascade(
+        run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration,
+    )
+    return execution_result(
+        run, summary=summary, results=results, reused=reused, store_path=str(Settings().store_path),
+        runner=execution.runner, cascade=report,
+    )
+
+
+def choose_model(
+    model: str, plan: Plan | str | None, execution: ExecutionSettings,
+) -> tuple[ModelSource, Plan, ExecutionSettings]:
+    """The version that runs (a bare NAME with a plan: that task's champion), the plan, and the
+    precision `auto` resolves to for it, before anything is keyed on it (run id, work keys)."""
+    given = plan_for_model(plan, None) if plan else None
+    source = tasks.fetch_model(model, plan_hash=given.hash if given else None)
+    execution = execution.model_copy(update={"precision": precision_for_version(execution.precision, source.version)})
+    return source, given or plan_for_model(None, source.version), execution
+
+
+def run_shards(
+    *, run: RunPlan, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, execution: ExecutionSettings,
+    done: list[int],
+) -> list[ShardResult]:
+    """Run the pending shards with a heartbeat on the run; on any failure the run is marked failed
+    (committed shards stay, so running the job again resumes it). Marking it failed may fail too
+    (a full disk): that state is returned, not raised, so the first error is the one reported."""
     settings = Settings()
     try:
         with heartbeat(settings.store_path, run.run_id, every=settings.heartbeat_seconds):
-            results = run_passes(run=run, model=source, plan=chosen, corpus=snapshot, execution=execution, done=done)
+            return run_passes(run=run, model=model, plan=plan, corpus=corpus, execution=execution, done=done)
     except BaseException:
-        # committed shards stay; running the job again resumes it. Marking it failed may fail
-        # too (a full disk): the state is returned, not raised, so the first error is the one reported
         tasks.finish_run(run_id=run.run_id, status="failed", return_state=True)
         raise
-    summary = tasks.finish_run(run_id=run.run_id)
-    report = None
-    if cascade is not None and calibration is not None:
-        report = report_cascade(run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration)
-    return execution_result(
-        run, summary=summary, results=results, reused=reused, store_path=str(settings.store_path),
-        runner=execution.runner, cascade=report,
-    )
 
 
 def run_passes(
