@@ -29,7 +29,7 @@ import common  # noqa: F401
 import pandas as pd
 from common import save
 
-DEMO = Path(__file__).resolve().parents[1] / "falconer_core" / "data"
+from falconer_core.data import DEMO_CORPUS_PATH, DEMO_PLAN_PATH
 
 
 def cpu() -> dict:
@@ -55,7 +55,7 @@ def build_model(folder: Path) -> str:
     from falconer_core.serving.pyfunc import save_pyfunc
 
     checkpoint = Metamodel.from_base().save(folder / "checkpoint")
-    return str(save_pyfunc(checkpoint, DEMO / "demo_plan.yaml", folder / "model"))
+    return str(save_pyfunc(checkpoint, DEMO_PLAN_PATH, folder / "model"))
 
 
 def post(url: str, frame: pd.DataFrame) -> tuple[float, dict]:
@@ -118,7 +118,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    tweets = pd.read_csv(DEMO / "demo_tweets.csv", dtype=str)[["id", "text"]]
+    tweets = pd.read_csv(DEMO_CORPUS_PATH, dtype=str)[["id", "text"]]
     with tempfile.TemporaryDirectory(prefix="falconer-serving-bench-") as tmp:
         model_uri = args.model or build_model(Path(tmp))
         print(f"cpu: {cpu()}; torch threads: {args.threads}; model: {model_uri}", flush=True)
