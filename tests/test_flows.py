@@ -165,6 +165,15 @@ def test_mine_runs_end_to_end_with_human_labels(mined, planner):
     assert (people["plan_hash"] == incubation.plan.hash).all()
     assert {row.route for row in result.costs} >= {"metamodel on the whole corpus", "fine-tune the metamodel"}
 
+    # registration gated the faster precisions on the held-out texts; lineage and `auto` read the tags
+    from falconer_core.registry import Registry, render_lineage
+    from falconer_core.registry.precision_gate import gate_verdicts
+
+    registry = Registry.from_settings()
+    tags = registry.client.get_model_version(*incubation.model_version.split("/")).tags
+    assert "int8" in gate_verdicts(tags) and tags["falconer.precision.int8.interval"].startswith("[")
+    assert "precisions: " in render_lineage(registry.lineage(incubation.model_version))
+
     runs = flow_run_tree(flow_run_id)
     assert sorted(_flow_name(r) for r in runs) == ["execute", "execute-shards", "incubate", "mine"]
     with _client() as client:

@@ -114,10 +114,25 @@ def render_lineage(chain: Sequence[Mapping[str, Any]]) -> str:
             task = tags.get(PROMOTION_TASK, tags.get(PLAN_HASH, "?"))
             lines.append(f"{body}promotion: {verdict} (task {task}): {tags.get(PROMOTION_REASONS, '?')}")
         lines += [f"{body}{line}" for line in _per_task(tags)]
+        precisions = _precisions(tags)
+        if precisions:
+            lines.append(f"{body}precisions: {precisions}")
         lines.append(
             f"{body}mlflow run {entry.get('run_id') or '?'}  prefect flow run {tags.get(FLOW_RUN_ID, '?')}"
         )
     return "\n".join(lines)
+
+
+def _precisions(tags: Mapping[str, str]) -> str:
+    """The precision gate's verdicts on this version (`falconer.precision.<p>` tags), e.g.
+    `bf16 ok (-0.0004 [-0.003, 0.002])  int8 refused (...)`; '' when never gated."""
+    shown = []
+    for name in ("bf16", "int8"):
+        verdict = tags.get(f"falconer.precision.{name}")
+        if verdict:
+            delta, interval = tags.get(f"falconer.precision.{name}.delta"), tags.get(f"falconer.precision.{name}.interval")
+            shown.append(f"{name} {verdict}" + (f" ({delta} {interval})" if delta else ""))
+    return "  ".join(shown)
 
 
 def _per_task(tags: Mapping[str, str]) -> list[str]:
