@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from falconer_cli.pipeline import DEMO_CORPUS, DEMO_PLAN
+from falconer_core.data import DEMO_CORPUS_PATH as DEMO_CORPUS
+from falconer_core.data import DEMO_PLAN_PATH as DEMO_PLAN
 from falconer_core.training import TrainingSettings
 from falconer_core.training.threads import pinned_threads, training_threads
 
