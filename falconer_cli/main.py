@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from falconer_cli import inspect, pipeline, precision, server, serving  # noqa: F401, I001  (registers the commands, in this order)
+from falconer_cli import drift, inspect, pipeline, precision, server, serving  # noqa: F401, I001  (registers the commands, in this order)
 from falconer_cli.app import app
 
 

@@ -16,6 +16,7 @@ from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration, Registry, register_checkpoint
 from falconer_core.registry.continual import earlier_tasks as read_earlier_tasks
+from falconer_core.registry.drift import record_drift_reference
 from falconer_core.registry.precision_gate import gate_registered_checkpoint
 from falconer_core.registry.registration import AncestorScores
 from falconer_core.settings import Settings
@@ -47,7 +48,8 @@ def register(
     """Log the fine-tune to MLflow, register the checkpoint with its lineage tags, promote it
     against the gate and the task's champion `incumbent_version` (scored as `incumbent`), and
     for each ancestor task against that task's champion on its held-out texts; then gate its
-    faster precisions on the held-out texts (tags `falconer.precision.*`)."""
+    faster precisions on the held-out texts (tags `falconer.precision.*`) and record its drift
+    reference on them (`drift/reference.json`)."""
     result = register_checkpoint(
         Settings(), checkpoint, annotations, evaluation, model_name=model_name, corpus_id=corpus_id, gate=gate,
         flow_run_id=flow_run.id, incumbent=incumbent, incumbent_version=incumbent_version, ancestors=ancestors or (),
@@ -58,6 +60,11 @@ def register(
     )  # which faster precisions may serve it: `auto` runs only those
     get_run_logger().info("precision gate of %s: %s", result.version, "; ".join(
         f"{v.precision} {'ok' if v.passed else 'refused'} ({v.reason})" for v in gated.verdicts) or "nothing faster here")
+    if checkpoint.heldout_ids:  # what an unchanged corpus looks like to it: `falconer drift` compares with it
+        drift = record_drift_reference(Registry.from_settings(), result.version, checkpoint.path, annotations,
+                                       checkpoint.heldout_ids)
+        get_run_logger().info("drift reference of %s: %d held-out texts, filter pass rate %.3f", result.version,
+                              drift.n_texts, drift.pass_rate)
     verdict = "champion of its task" if result.champion else "candidate only"
     get_run_logger().info("registered %s -> %s: %s", result.version, verdict, "; ".join(result.reasons))
     for plan_hash, champion in result.ancestors.items():
