@@ -43,10 +43,17 @@ def home(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("falconer-cluster")
     before = SubprocessASGIServer._instances.get(None)
+    api_url = os.environ.get("PREFECT_API_URL")
     with pytest.MonkeyPatch.context() as patch, temporary_settings(restore_defaults={PREFECT_API_URL}):
         patch.setenv("FALCONER_HOME", str(folder))
         patch.delenv("PREFECT_API_URL", raising=False)
         yield folder
+    # the runner exports the flow's API URL for the workers it starts: put back what was there,
+    # or later tests' subprocesses would call this module's server after it stopped
+    if api_url is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = api_url
     started = SubprocessASGIServer._instances.get(None)
     if started is not None and started is not before:
         started.stop()

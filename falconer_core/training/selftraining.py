@@ -43,6 +43,7 @@ from falconer_core.training.loop import (
     split_dev,
 )
 from falconer_core.training.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
+from falconer_core.training.threads import pinned_threads, training_threads
 from falconer_core.types import Example, LabelExample, SpanExample
 
 log = logging.getLogger("falconer_core.metamodel")
@@ -157,7 +158,15 @@ def self_train(
     metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings
 ) -> SelfTrainingSummary:
     """Self-training rounds in place on a model already fine-tuned on `examples` (by `train`
-    with the same settings, so the dev split here is the same one)."""
+    with the same settings, so the dev split here is the same one), at the thread count the
+    settings pin (called alone, as benchmarks do, it must not inherit the process's)."""
+    with pinned_threads(training_threads(settings.threads)):
+        return _self_train(metamodel, examples, texts, settings)
+
+
+def _self_train(
+    metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings
+) -> SelfTrainingSummary:
     examples = list(examples)
     check_examples(examples)
     started = time.perf_counter()
