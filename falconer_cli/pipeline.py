@@ -244,17 +244,15 @@ def run_mine(
     from falconer_core.sampling import SamplingSettings
     from falconer_core.sampling.active import ActiveSettings
     from falconer_core.training import TrainingSettings
-    from flows.parameters import IncubationSettings
+    from flows.parameters import IncubationSettings, TaskSpec
 
     parameters: dict[str, Any] = {
         "corpus": source,
-        "instruction": instruction,
-        "plan": chosen,
-        "annotator": AnnotatorChoice(name=annotator, model=llm_model if annotator != "gold" else None),
-        "planner": LLMChoice(backend=llm, model=llm_model),
-        "base_model": base_model,
-        "parent": parent,
-        "model_name": model_name,
+        "task": TaskSpec(
+            instruction=instruction, plan=chosen,
+            annotator=AnnotatorChoice(name=annotator, model=llm_model if annotator != "gold" else None),
+            planner=LLMChoice(backend=llm, model=llm_model), base_model=base_model, parent=parent, model_name=model_name,
+        ),
         "incubation": IncubationSettings(
             sampling=SamplingSettings(**({"fraction": sample_fraction} if sample_fraction else {})),
             training=TrainingSettings(progress=False, unlabeled=unlabeled, replay=replay, **({"epochs": epochs} if epochs else {})),
@@ -267,7 +265,7 @@ def run_mine(
     if chosen is not None:
         print_plan(chosen.render(), title=f"plan from {plan_file}")
     print_note(f"mining {snapshot.n_texts:,} texts from {corpus}, {_corpus_version(snapshot.corpus_id, snapshot.n_texts)} "
-               f"(annotator: {parameters['annotator'].identity()})")
+               f"(annotator: {parameters['task'].annotator.identity()})")
 
     from flows import mine as mine_flow
 

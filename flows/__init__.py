@@ -1,7 +1,9 @@
 """Prefect flows: `mine` (end to end), `incubate`, `execute`, `retune`, `evaluate`.
 
-Each is a plain function too: `mine(corpus="tweets.csv", plan="plan.yaml")` runs it with the
-embedded temporary Prefect server when no other is configured.
+Each is a plain function too: `mine(corpus="tweets.csv", task={"plan": "plan.yaml"})` runs it
+with the embedded temporary Prefect server when no other is configured. `task`
+(`flows.parameters.TaskSpec`: instruction or plan, annotator, planner, base model or parent,
+model name) and `incubation` are shared by `mine`, `incubate` and `retune`.
 """
 
 from flows.evaluate import evaluate

@@ -22,7 +22,6 @@ import tasks
 from falconer_core.annotators import AnnotationSet, AnnotatorChoice
 from falconer_core.corpus import CorpusSnapshot, CorpusSource
 from falconer_core.evaluation import Evaluation
-from falconer_core.llm import LLMChoice
 from falconer_core.metamodel import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry import Registration
@@ -34,7 +33,7 @@ from falconer_core.settings import Settings
 from falconer_core.training import Checkpoint, EarlierTask
 from flows import parameters as p
 from flows.artifacts import publish_learning_curve, publish_plan, publish_sample, publish_scores
-from flows.parameters import IncubationSettings
+from flows.parameters import IncubationSettings, TaskSpec
 from flows.plans import choose_plan
 
 
@@ -52,28 +51,22 @@ class Grown(NamedTuple):
 @flow(name="incubate", validate_parameters=True)
 def incubate(
     corpus: CorpusSource = p.corpus(),
-    instruction: str | None = p.instruction(),
-    plan: Plan | str | None = p.plan(),
-    annotator: AnnotatorChoice = p.annotator(),
-    planner: LLMChoice = p.planner(),
-    base_model: str | None = p.base_model(),
-    parent: str | None = p.parent(),
-    model_name: str | None = p.model_name(),
+    task: TaskSpec = p.task(),
     incubation: IncubationSettings = p.incubation(),
 ) -> IncubationResult:
-    """Grow a metamodel for one task: `plan` (else the planner plans `instruction`), fine-tuned
-    from `parent` (else `base_model`), registered under `model_name`; annotated in rounds when
-    `incubation.active` asks for more than one."""
+    """Grow a metamodel for one task: `task.plan` (else the planner plans `task.instruction`),
+    fine-tuned from `task.parent` (else `task.base_model`), registered under `task.model_name`;
+    annotated in rounds when `incubation.active` asks for more than one."""
     settings = Settings()
     snapshot = tasks.snapshot(corpus)
     corpus_id = tasks.store_corpus(snapshot)
-    chosen = choose_plan(plan, instruction, planner)
+    chosen = choose_plan(task.plan, task.instruction, task.planner)
     publish_plan(chosen)
-    start = tasks.fetch_model(parent) if parent else ModelSource.base(base_model or settings.base_model)
+    start = tasks.fetch_model(task.parent) if task.parent else ModelSource.base(task.base_model or settings.base_model)
     earlier = tasks.earlier_tasks(parent=start.version, plan_hash=chosen.hash) if start.version else []
     rounds = Rounds.plan(n_texts=snapshot.n_texts, sampling=incubation.sampling, active=incubation.active)
     first = tasks.sample(corpus=snapshot, plan=chosen, settings=rounds.first_sampling(incubation.sampling), scorer=start)
-    grown = annotate_in_rounds(rounds, snapshot=snapshot, plan=chosen, first=first, start=start, annotator=annotator,
+    grown = annotate_in_rounds(rounds, snapshot=snapshot, plan=chosen, first=first, start=start, annotator=task.annotator,
                                incubation=incubation, earlier=earlier)
     annotations, checkpoint, evaluation = grown.annotations, grown.checkpoint, grown.evaluation
     tasks.store_annotations(annotations)
@@ -81,7 +74,7 @@ def incubate(
     publish_scores(evaluation, f"Proxy vs {annotations.annotator} on {evaluation.n_texts} held-out texts")
     if rounds.several:
         publish_learning_curve(grown.curve, chosen)
-    name = model_name or settings.model_name
+    name = task.model_name or settings.model_name
     champion = tasks.fetch_champion(model_name=name, plan_hash=chosen.hash)
     rival = tasks.evaluate(model=champion, annotations=annotations, ids=checkpoint.heldout_ids,
                            weights=grown.weights) if champion else None

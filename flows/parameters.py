@@ -5,11 +5,12 @@ repeats an `Args:` block.
 A description that belongs to a type lives on that type's pydantic fields (`CorpusSource.path`,
 `SamplingSettings.fraction`, ...); what is written here is what the parameter as a whole means.
 
-The settings `mine`, `incubate` and `retune` share (sampling, rounds, training, hold-out, gate)
-are one parameter, `incubation`, so the three signatures cannot drift apart. Prefect merges a
-run's parameters with a deployment's one level deep: a run that sets `incubation` replaces the
-deployment's whole `incubation` (the UI form starts from the deployment's values, so there it
-is edited in place).
+What `mine`, `incubate` and `retune` share is two parameters, so the three signatures cannot
+drift apart: `task` (what to learn, who annotates, where the new version comes from) and
+`incubation` (sampling, rounds, training, hold-out, gate). Prefect merges a run's parameters
+with a deployment's one level deep: a run that sets `task` or `incubation` replaces the
+deployment's whole `task` or `incubation` (the UI form starts from the deployment's values, so
+there it is edited in place).
 """
 
 from __future__ import annotations
@@ -21,10 +22,34 @@ from pydantic import BaseModel, ConfigDict, Field
 from falconer_core.annotators import AnnotatorChoice
 from falconer_core.execution import ExecutionSettings
 from falconer_core.llm import LLMChoice
+from falconer_core.plan import Plan
 from falconer_core.registry import DEFAULT_GATE
 from falconer_core.sampling import SamplingSettings
 from falconer_core.sampling.active import ActiveSettings
 from falconer_core.training import HoldoutSettings, TrainingSettings
+
+
+class TaskSpec(BaseModel):
+    """What to learn, who annotates, and where the new version comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instruction: str | None = Field(
+        None, description="What to mine, in plain words; planned by the planner LLM unless a plan is given.")
+    plan: Plan | str | None = Field(
+        None, description="A plan (object) or the path of a plan file (YAML/JSON); overrides planning.")
+    annotator: AnnotatorChoice = Field(
+        AnnotatorChoice(),
+        description="Who labels the sample: 'gold' (corpus columns named after the plan steps), 'openai' or 'local'.",
+    )
+    planner: LLMChoice = Field(
+        LLMChoice(), description="The LLM that plans the instruction (its key comes from OPENAI_API_KEY only).")
+    base_model: str | None = Field(
+        None, description="Base encoder to fine-tune from (default: FALCONER_BASE_MODEL or the packaged MiniLM).")
+    parent: str | None = Field(
+        None, description="A registered version to continue from instead of the base (NAME, NAME@alias, NAME/N).")
+    model_name: str | None = Field(
+        None, description="Registered model name for the new version (default: FALCONER_MODEL_NAME).")
 
 
 class IncubationSettings(BaseModel):
@@ -52,39 +77,21 @@ def corpus() -> Any:
     return Field(description="Corpus file (CSV, TSV, JSONL, Parquet) or folder of .txt files, with its text/id columns.")
 
 
-def instruction() -> Any:
-    return Field(None, description="What to mine, in plain words; planned by the planner LLM unless a plan is given.")
-
-
 def plan(default_note: str = "overrides planning") -> Any:
     return Field(None, description=f"A plan (object) or the path of a plan file (YAML/JSON); {default_note}.")
 
 
 def annotator() -> Any:
-    return Field(
-        AnnotatorChoice(),
-        description="Who labels the sample: 'gold' (corpus columns named after the plan steps), 'openai' or 'local'.",
-    )
-
-
-def planner() -> Any:
-    return Field(LLMChoice(), description="The LLM that plans the instruction (its key comes from OPENAI_API_KEY only).")
-
-
-def base_model() -> Any:
-    return Field(None, description="Base encoder to fine-tune from (default: FALCONER_BASE_MODEL or the packaged MiniLM).")
-
-
-def parent() -> Any:
-    return Field(None, description="A registered version to continue from instead of the base (NAME, NAME@alias, NAME/N).")
+    return Field(AnnotatorChoice(), description=TaskSpec.model_fields["annotator"].description)
 
 
 def model(what: str) -> Any:
     return Field(description=f"The registered metamodel to {what}: NAME@champion-<plan_hash> (a task's champion), NAME@alias, NAME/N or NAME (with a plan, that task's champion; else the newest task champion).")
 
 
-def model_name() -> Any:
-    return Field(None, description="Registered model name for the new version (default: FALCONER_MODEL_NAME).")
+def task() -> Any:
+    return Field(TaskSpec(), description="What to learn (an instruction or a plan), who annotates, and where the new "
+                 "version comes from (a base encoder or a registered parent) and is registered.")
 
 
 def incubation() -> Any:

@@ -7,32 +7,23 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import Field
 
-from falconer_core.annotators import AnnotatorChoice
 from falconer_core.corpus import CorpusSource
-from falconer_core.llm import LLMChoice
-from falconer_core.plan import Plan
 from falconer_core.reporting import IncubationResult
 from falconer_core.settings import Settings
 from flows import parameters as p
 from flows.incubate import incubate
-from flows.parameters import IncubationSettings
+from flows.parameters import IncubationSettings, TaskSpec
 
 
 @flow(name="retune", validate_parameters=True)
 def retune(
     corpus: CorpusSource = p.corpus(),
-    instruction: str | None = p.instruction(),
-    plan: Plan | str | None = p.plan(),
-    model: str | None = Field(None, description="The registered version to continue from (default: the champion of FALCONER_MODEL_NAME)."),
-    annotator: AnnotatorChoice = p.annotator(),
-    planner: LLMChoice = p.planner(),
-    model_name: str | None = p.model_name(),
+    task: TaskSpec = p.task(),
+    model: str | None = Field(None, description="The registered version to continue from (default: the champion of FALCONER_MODEL_NAME); replaces `task.parent`."),
     incubation: IncubationSettings = p.incubation(),
 ) -> IncubationResult:
     """Retune `model` (default: the champion of the configured model name) on a new task,
     annotated in rounds when `incubation.active` asks for more than one (each round re-tunes
     from `model`)."""
-    return incubate(
-        corpus=corpus, instruction=instruction, plan=plan, annotator=annotator, planner=planner,
-        parent=model or Settings().model_name, model_name=model_name, incubation=incubation,
-    )
+    continued = task.model_copy(update={"parent": model or Settings().model_name})
+    return incubate(corpus=corpus, task=continued, incubation=incubation)

@@ -60,7 +60,7 @@ def test_the_nightly_deployment_names_the_demo_tasks_champion():
 
     assert _nightly()["parameters"]["model"] == f"falconer-metamodel@{champion_alias(Plan.load(DEMO_PLAN).hash)}"
     mine = next(d for d in yaml.safe_load(PREFECT_FILE.read_text())["deployments"] if d["name"] == "mine")
-    assert PROJECT_ROOT / mine["parameters"]["plan"] == DEMO_PLAN  # the packaged demo plan, not a copy
+    assert PROJECT_ROOT / mine["parameters"]["task"]["plan"] == DEMO_PLAN  # the packaged demo plan, not a copy
     assert PROJECT_ROOT / mine["parameters"]["corpus"]["path"] == DEMO_CORPUS
 
 
@@ -78,6 +78,8 @@ def test_every_deployments_parameters_fit_its_flow():
 
     with pytest.raises(Exception, match="sampling"):
         mine.validate_parameters({"corpus": {"path": "tweets.csv"}, "sampling": {"fraction": 0.2}})
+    with pytest.raises(Exception, match="instruction"):  # moved into `task`
+        mine.validate_parameters({"corpus": {"path": "tweets.csv"}, "instruction": "Find places"})
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -104,9 +106,12 @@ def test_mine_deployment_runs_on_a_worker_and_nightly_runs_its_tasks_champion(tm
 
         with worker_log.open("wb") as log:
             started.append(start_worker(env, log=log))
+        deployed_task = next(d for d in yaml.safe_load(PREFECT_FILE.read_text())["deployments"]
+                             if d["name"] == "mine")["parameters"]["task"]
         parameters = {
             "corpus": {"path": str(tiny_corpus), "id_column": "id", "name": "tiny-tweets"},
-            "base_model": str(tiny_encoder_path),
+            # a run's `task` replaces the deployment's: keep its plan and annotator, change the base
+            "task": {**deployed_task, "base_model": str(tiny_encoder_path)},
             "incubation": {
                 "sampling": {"fraction": 0.5, "floor": 20, "cap": N_TEXTS},
                 "training": {"epochs": 1, "progress": False},
@@ -118,7 +123,8 @@ def test_mine_deployment_runs_on_a_worker_and_nightly_runs_its_tasks_champion(tm
         try:
             flow_run_id = run_deployment(env, MINE_DEPLOYMENT, parameters, watch_timeout=600)
             # another task mined into the same home becomes the champion of *its* task only
-            run_deployment(env, MINE_DEPLOYMENT, {**parameters, "plan": PEOPLE_PLAN}, watch_timeout=600)
+            run_deployment(env, MINE_DEPLOYMENT, {**parameters, "task": {**parameters["task"], "plan": PEOPLE_PLAN}},
+                           watch_timeout=600)
             run_deployment(env, EXECUTE_DEPLOYMENT, {"corpus": corpus}, watch_timeout=600)
         except ServerError as exc:
             pytest.fail(f"{exc}\n--- worker log ---\n{_tail(worker_log)}")

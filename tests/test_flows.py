@@ -36,6 +36,16 @@ def incubation_settings(**changes):
     return IncubationSettings(**{"sampling": SAMPLING, "training": TRAINING, "gate": {"mean_f1": 0.0}, **changes})
 
 
+def incubate_args(mine_args: dict, *, without: tuple[str, ...] = (), **changes) -> dict:
+    """`mine_args` for `incubate`/`retune` (no `execution`): the task without the fields named in
+    `without`, with `changes` (task fields) applied."""
+    from flows.parameters import TaskSpec
+
+    task = mine_args["task"]
+    kept = {name: getattr(task, name) for name in task.model_fields_set if name not in without}
+    return {**{k: v for k, v in mine_args.items() if k != "execution"}, "task": TaskSpec(**{**kept, **changes})}
+
+
 # -- fixtures --------------------------------------------------------------------------------------
 
 
@@ -66,12 +76,14 @@ def planner():
 
 @pytest.fixture(scope="module")
 def mine_args(corpus, planner, tiny_encoder_path) -> dict:
+    from flows.parameters import TaskSpec
+
     return {
         "corpus": corpus,
-        "instruction": INSTRUCTION,
-        "annotator": "gold",
-        "planner": LLMChoice(backend="openai", base_url=planner.url, model="test-model"),
-        "base_model": str(tiny_encoder_path),
+        "task": TaskSpec(
+            instruction=INSTRUCTION, annotator="gold", base_model=str(tiny_encoder_path),
+            planner=LLMChoice(backend="openai", base_url=planner.url, model="test-model"),
+        ),
         "incubation": incubation_settings(),
         "execution": ExecutionSettings(shard_size=50),
     }
@@ -255,7 +267,7 @@ def test_a_task_that_fails_once_is_retried(mine_args, monkeypatch):
 
     monkeypatch.setattr(tasks.annotation, "build_annotator", flaky)
     monkeypatch.setattr(tasks.annotate, "retry_delay_seconds", [0])
-    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    args = incubate_args(mine_args)
     args["incubation"] = incubation_settings(sampling=SAMPLING.model_copy(update={"seed": 7}))  # a new sample: not cached
     state = incubate(**args, return_state=True)
     assert state.is_completed(), state.message
@@ -277,7 +289,7 @@ def test_a_wrong_input_is_not_retried(mine_args, monkeypatch):
         raise CorpusError("no gold column for step 'people'")
 
     monkeypatch.setattr(tasks.annotation, "build_annotator", broken)
-    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    args = incubate_args(mine_args)
     args["incubation"] = incubation_settings(sampling=SAMPLING.model_copy(update={"seed": 8}))
     state = incubate(**args, return_state=True)
     assert state.is_failed() and calls["n"] == 1
@@ -320,8 +332,8 @@ def test_retune_continues_from_the_champion(mined, mine_args):
 
     registry = Registry.from_settings(Settings())
     parent = str(registry.resolve(f"{Settings().model_name}@champion-{mined[1].incubation.plan.hash}"))
-    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
-    result = retune(**args, plan=mined[1].incubation.plan)
+    args = incubate_args(mine_args, without=("base_model", "instruction", "planner"), plan=mined[1].incubation.plan)
+    result = retune(**args)
     assert result.parent == parent and result.model_version != parent
     lineage = registry.lineage(result.model_version)
     assert [entry["ref"] for entry in lineage[:2]] == [result.model_version, parent]
@@ -341,10 +353,10 @@ def test_retune_in_active_rounds_re_tunes_from_the_parent_each_round(mined, mine
 
     registry = Registry.from_settings(Settings())
     parent = str(registry.resolve(f"{Settings().model_name}@champion-{mined[1].incubation.plan.hash}"))
-    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
+    args = incubate_args(mine_args, without=("base_model", "instruction", "planner"), plan=mined[1].incubation.plan,
+                         model_name="retune-rounds")
     rounds = incubation_settings(gate={"mean_f1": 1.01}, active=ActiveSettings(rounds=2))
-    result = retune(**{**args, "incubation": rounds}, plan=mined[1].incubation.plan, model=parent,
-                    model_name="retune-rounds")
+    result = retune(**{**args, "incubation": rounds}, model=parent)
     assert [row["annotations"] for row in result.learning_curve] == [30, 60] and result.n_annotations == 60
     assert result.parent == parent
 
@@ -357,8 +369,7 @@ def test_two_tasks_mined_into_one_home_keep_two_champions(mined, mine_args):
     first = mined[1].incubation
     people = Plan.from_dict({"steps": [{"name": "people", "op": "span", "instruction": "Extract the names of people."}],
                              "outputs": ["people"]})
-    args = {k: v for k, v in mine_args.items() if k not in ("execution", "instruction", "planner")}
-    second = incubate(**args, plan=people)
+    second = incubate(**incubate_args(mine_args, without=("instruction", "planner"), plan=people))
     assert second.champion and "no champion for this task yet" in second.promotion
     registry = Registry.from_settings(Settings())
     assert str(registry.champion_of(Settings().model_name, people.hash)) == second.model_version
@@ -377,8 +388,8 @@ def test_retune_on_a_new_task_replays_the_parents_task_and_is_gated_on_it(mined,
     parent = str(registry.resolve(f"{Settings().model_name}@champion-{first.plan.hash}"))
     people = Plan.from_dict({"steps": [{"name": "people", "op": "span", "instruction": "Extract the people named."}],
                              "outputs": ["people"]})
-    args = {k: v for k, v in mine_args.items() if k not in ("execution", "base_model", "instruction", "planner")}
-    result = retune(**args, plan=people, model=parent, model_name="continual")
+    args = incubate_args(mine_args, without=("base_model", "instruction", "planner"), plan=people, model_name="continual")
+    result = retune(**args, model=parent)
     run = registry.client.get_run(registry.resolve(result.model_version).run_id)
     assert int(run.data.params[f"replayed.{first.plan.hash}"]) > 0  # the parent's task was rehearsed
     assert run.data.params["training.replay"] == "True"
@@ -507,7 +518,8 @@ def _mine_with_llm(mine_args, server, model_name: str):
     from flows import mine
 
     annotator = {"name": "openai", "base_url": server.url, "model": "test-model", "batch_size": 8}
-    state = mine(**{**mine_args, "annotator": annotator, "model_name": model_name}, return_state=True)
+    task = incubate_args(mine_args, annotator=annotator, model_name=model_name)["task"]
+    state = mine(**{**mine_args, "task": task}, return_state=True)
     assert state.is_completed(), state.message
     return state.state_details.flow_run_id, state.result()
 
@@ -539,10 +551,10 @@ def test_reworded_spans_are_reported_per_step_and_kept_out_of_training(mined, mi
     from tests.llm_server import reworded
 
     monkeypatch.setenv("FALCONER_LLM_MAX_UNGROUNDED", "0.5")  # 30% reworded is past the default 20%
-    args = {k: v for k, v in mine_args.items() if k != "execution"}
     with ScriptedLLMServer(handler=_llm(reword=0.3)) as server:
-        args["annotator"] = {"name": "openai", "base_url": server.url, "model": "test-model"}
-        state = incubate(**args, model_name="llm-reworded", return_state=True)
+        annotator = {"name": "openai", "base_url": server.url, "model": "test-model"}
+        args = incubate_args(mine_args, annotator=annotator, model_name="llm-reworded")
+        state = incubate(**args, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
     annotations = _annotation_set(state.state_details.flow_run_id)
@@ -586,10 +598,10 @@ def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget
     from falconer_core.sampling.active import ActiveSettings
     from flows import incubate
 
-    args = {k: v for k, v in mine_args.items() if k != "execution"}
+    args = incubate_args(mine_args, model_name="active-rounds")
     active = ActiveSettings(rounds=3, first_share=0.5)
     rounds = incubation_settings(gate={"mean_f1": 1.01}, active=active)
-    state = incubate(**{**args, "incubation": rounds}, model_name="active-rounds", return_state=True)
+    state = incubate(**{**args, "incubation": rounds}, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
     curve = result.learning_curve
@@ -612,7 +624,7 @@ def test_incubate_in_active_rounds_grows_the_sample_until_the_gate_or_the_budget
     assert [r["annotations"] for r in rows] == [30, 45, 60]
 
     # a gate the first round's lower bound clears: one round, half the budget
-    early = incubate(**{**args, "incubation": incubation_settings(active=active)}, model_name="active-early")
+    early = incubate(**{**incubate_args(mine_args, model_name="active-early"), "incubation": incubation_settings(active=active)})
     assert [row["annotations"] for row in early.learning_curve] == [30] and early.n_annotations == 30
 
 
