@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def benchmark_home(folder: str | None, prefix: str) -> Path:
+    """A Falconer home for a benchmark run (`folder`, else a new temporary one), with PREFECT_HOME
+    inside it and telemetry off, set in this process's environment for it and its subprocesses."""
+    home = Path(folder or tempfile.mkdtemp(prefix=prefix))
+    os.environ["FALCONER_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300", "TRANSFORMERS_OFFLINE": "1"}.items():
+        os.environ.setdefault(key, value)
+    return home
 
 
 def save(name: str, payload: dict) -> Path:

@@ -18,14 +18,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import common  # noqa: F401
 import pandas as pd
-from common import save
+from common import benchmark_home, save
 
 from falconer_core.data import DEMO_CORPUS_PATH as DEMO
 from falconer_core.data import demo_plan
@@ -273,12 +272,7 @@ def main() -> None:
     parser.add_argument("--home", default=None, help="Falconer home to use (default: a temporary one)")
     args = parser.parse_args()
 
-    home = Path(args.home or tempfile.mkdtemp(prefix="falconer-scale-"))
-    os.environ["FALCONER_HOME"] = str(home)
-    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-    for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300"}.items():
-        os.environ.setdefault(key, value)
+    home = benchmark_home(args.home, "falconer-scale-")
     work = home / "corpora-src"
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

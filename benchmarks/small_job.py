@@ -22,13 +22,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import common  # noqa: F401
 import pandas as pd
-from common import save
+from common import benchmark_home, save
 
 from falconer_core.data import DEMO_CORPUS_PATH as DEMO
 
@@ -115,12 +114,7 @@ def main() -> None:
     parser.add_argument("--home", default=None, help="Falconer home to use (default: a temporary one)")
     args = parser.parse_args()
 
-    home = Path(args.home or tempfile.mkdtemp(prefix="falconer-small-"))
-    os.environ["FALCONER_HOME"] = str(home)
-    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-    for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300", "TRANSFORMERS_OFFLINE": "1"}.items():
-        os.environ.setdefault(key, value)
+    home = benchmark_home(args.home, "falconer-small-")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     model = register_base(home)
     corpus = home / f"tweets_{args.texts}.csv"

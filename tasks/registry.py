@@ -54,15 +54,16 @@ def register(
         Settings(), checkpoint, annotations, evaluation, model_name=model_name, corpus_id=corpus_id, gate=gate,
         flow_run_id=flow_run.id, incumbent=incumbent, incumbent_version=incumbent_version, ancestors=ancestors or (),
     )
+    from falconer_core.metamodel.model import Metamodel  # here: importing tasks stays free of torch
+
+    registry, model = Registry.from_settings(), Metamodel.load(checkpoint.path)  # one load for both checks
     gated = gate_registered_checkpoint(
-        Registry.from_settings(), result.version, checkpoint.path, annotations, checkpoint.heldout_ids,
-        fp32_evaluation=evaluation,
+        registry, result.version, model, annotations, checkpoint.heldout_ids, fp32_evaluation=evaluation,
     )  # which faster precisions may serve it: `auto` runs only those
     get_run_logger().info("precision gate of %s: %s", result.version, "; ".join(
         f"{v.precision} {'ok' if v.passed else 'refused'} ({v.reason})" for v in gated.verdicts) or "nothing faster here")
     if checkpoint.heldout_ids:  # what an unchanged corpus looks like to it: `falconer drift` compares with it
-        drift = record_drift_reference(Registry.from_settings(), result.version, checkpoint.path, annotations,
-                                       checkpoint.heldout_ids)
+        drift = record_drift_reference(registry, result.version, model, annotations, checkpoint.heldout_ids)
         get_run_logger().info("drift reference of %s: %d held-out texts, filter pass rate %.3f", result.version,
                               drift.n_texts, drift.pass_rate)
     verdict = "champion of its task" if result.champion else "candidate only"

@@ -10,6 +10,7 @@ from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.drift import DriftReference, DriftSettings, StepReference, drift_report, expected_agreement
 from falconer_core.drift.reference import Confidences
 from falconer_core.drift.signals import DRIFT, NO_DRIFT, estimate_agreement, step_figures
+from falconer_core.metamodel.model import Metamodel
 from falconer_core.registry.drift import log_reference, read_reference, record_drift_reference
 from tests import talks as tk
 from tests.test_registry import checkpoint, log, migrated_db, new_registry  # noqa: F401 (fixtures)
@@ -104,7 +105,7 @@ def test_the_reference_is_recorded_with_the_version_and_read_back(tmp_path, migr
     ids, texts = _talks(12)
     annotations = annotate_sample(tk.TALKS, ids, texts, tk.RuleRunner(), annotator="rules")
     version, older = log(registry, folder, plan=tk.TALKS), log(registry, folder, plan=tk.TALKS)
-    recorded = record_drift_reference(registry, version, str(folder), annotations, ids[:9])
+    recorded = record_drift_reference(registry, version, Metamodel.load(str(folder)), annotations, ids[:9])
     assert read_reference(registry, version) == recorded
     assert read_reference(registry, older) is None
     assert recorded.n_texts == 9 and recorded.annotator == "rules" and recorded.plan_hash == tk.TALKS.hash
@@ -144,7 +145,7 @@ def test_the_drift_command_prints_the_verdict_and_refuses_a_version_without_refe
     ids, texts = _talks(12)
     annotations = annotate_sample(tk.TALKS, ids, texts, tk.RuleRunner(), annotator="rules")
     same, moved, bare = (log(registry, folder, plan=tk.TALKS) for _ in range(3))
-    reference = record_drift_reference(registry, same, str(folder), annotations, ids)
+    reference = record_drift_reference(registry, same, Metamodel.load(str(folder)), annotations, ids)
     # a reference whose label confidences all sit at 0: the model's real ones are a shift from it
     log_reference(registry, moved, reference.model_copy(update={"steps": [
         reference.steps[0].model_copy(update={"confidences": [0.0] * 12}), *reference.steps[1:]]}))

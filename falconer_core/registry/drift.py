@@ -10,7 +10,7 @@ import json
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from falconer_core.annotators.annotation import AnnotationSet
 from falconer_core.drift.reference import DriftReference, DriftSettings, build_reference
@@ -51,14 +51,12 @@ def read_reference(registry: Registry, ref: str | ModelVersionRef) -> DriftRefer
 
 
 def record_drift_reference(
-    registry: Registry, ref: str | ModelVersionRef, checkpoint_path: str, annotations: AnnotationSet,
+    registry: Registry, ref: str | ModelVersionRef, model: Any, annotations: AnnotationSet,
     heldout_ids: Collection[str], settings: DriftSettings | None = None,
 ) -> DriftReference:
-    """What registration calls once the version exists: measure the checkpoint on its held-out
-    texts and keep the reference with its run."""
-    from falconer_core.metamodel.model import Metamodel
-
-    reference = build_reference(Metamodel.load(checkpoint_path), annotations, list(heldout_ids), settings)
+    """What registration calls once the version exists: measure `model` (the loaded checkpoint)
+    on its held-out texts and keep the reference with its run."""
+    reference = build_reference(model, annotations, list(heldout_ids), settings)
     log_reference(registry, ref, reference)
     return reference
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from falconer_core.annotators.annotation import AnnotationSet
 from falconer_core.evaluation.precision_gate import PrecisionGate, gate_metamodel
@@ -72,15 +73,13 @@ def precision_for_version(
 
 
 def gate_registered_checkpoint(
-    registry: Registry, ref: str | ModelVersionRef, checkpoint_path: str, annotations: AnnotationSet,
+    registry: Registry, ref: str | ModelVersionRef, model: Any, annotations: AnnotationSet,
     heldout_ids: Collection[str], *, fp32_evaluation: Evaluation | None = None,
 ) -> PrecisionGate:
-    """What registration calls once the version exists: gate the checkpoint's precisions on its
-    held-out texts against their annotations (reusing fp32's `evaluation` when given) and tag
-    the version with the verdicts."""
-    from falconer_core.metamodel.model import Metamodel
-
-    gate = gate_metamodel(Metamodel.load(checkpoint_path), annotations, list(heldout_ids), fp32_evaluation=fp32_evaluation)
+    """What registration calls once the version exists: gate the fp32 `model`'s (the loaded
+    checkpoint's) precisions on its held-out texts against their annotations (reusing fp32's
+    `evaluation` when given) and tag the version with the verdicts."""
+    gate = gate_metamodel(model, annotations, list(heldout_ids), fp32_evaluation=fp32_evaluation)
     record_precision_gate(registry, ref, gate)
     return gate
 
