@@ -3,15 +3,20 @@ spam -> the demo plan on BTC), with and without replay of the earlier tasks (the
 flows use, `falconer_core.training.replay.sample_replay`). For every task: F1 of its own
 specialist (fine-tuned from the base), of the sequential model right after it learned the task
 and of the final model, each with a 95% bootstrap interval over test texts; forward transfer at
-64 annotations (the sequence's model so far vs the base); training time with and without replay.
+64 annotations (the sequence's model so far vs the base); training time with and without replay
+(wall and this process's CPU seconds: on a shared machine the CPU time is the fair ratio).
 
     python benchmarks/continual.py                       # 512 annotations, seeds 0 1 2 (hours on CPU)
     python benchmarks/continual.py --size 32 --seeds 0 --test-size 50 --epochs 1   # a smoke run
+    # seeds in parallel, one core each, then one table from their files:
+    OMP_NUM_THREADS=1 python benchmarks/continual.py --seeds 1 --out continual-seed1 &
+    python benchmarks/continual.py --summarise results/continual-seed*.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import tempfile
@@ -132,10 +137,12 @@ def f1_with_interval(counts: np.ndarray, replicates: int = 1000) -> dict[str, fl
             "hi": round(float(np.percentile(draws, 97.5)), 4)}
 
 
-def train(model: Metamodel, examples: list[Example], settings: TrainingSettings) -> float:
-    started = time.perf_counter()
-    model.fine_tune(examples, settings)
-    return round(time.perf_counter() - started, 2)
+def train(model: Metamodel, examples: list[Example], settings: TrainingSettings, replay: list[Example] = ()) -> dict:
+    """Fine-tune in place; its wall and CPU seconds, epochs and replayed windows."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = model.fine_tune(examples, settings, replay=replay)
+    return {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+            "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows}
 
 
 def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path) -> dict:
@@ -146,17 +153,17 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
     out: dict[str, dict] = {t.name: {} for t in tasks}
     for task in tasks:
         specialist = Metamodel.from_base(seed=seed)
-        out[task.name]["specialist_seconds"] = train(specialist, task.examples(), settings)
+        out[task.name]["specialist_cost"] = train(specialist, task.examples(), settings)
         out[task.name]["specialist"] = f1_with_interval(task.counts(specialist))
         print(f"  seed {seed} {task.name}: specialist {out[task.name]['specialist']}", flush=True)
-    for replay in (True, False):
+    for replay in (True, False) if seed in args.baseline_seeds else (True,):
         mode = "replay" if replay else "no_replay"
         model = Metamodel.from_base(seed=seed)
         for k, task in enumerate(tasks):
             pools = {t.name: t.examples() for t in tasks[:k]}
-            extra, _ = sample_replay(pools, len(task.examples()), settings) if replay else ([], {})
-            out[task.name][f"{mode}_seconds"] = train(model, task.examples() + extra, settings)
-            out[task.name][f"{mode}_replayed"] = len(extra)
+            extra, _ = sample_replay(pools, settings) if replay else ([], {})
+            out[task.name][f"{mode}_cost"] = train(model, task.examples(), settings, extra)
+            out[task.name][f"{mode}_pool"] = len(extra)
             out[task.name][f"{mode}_after"] = f1_with_interval(task.counts(model))
             if replay and k + 1 < len(tasks):
                 model.save(folder / f"after-{k}")
@@ -177,32 +184,45 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
 def summarise(names: list[str], runs: list[dict]) -> dict[str, dict]:
     """3-seed means of every F1 and time, and what the final model keeps of each specialist."""
     def mean(path: Callable[[dict], float | None]) -> float | None:
-        values = [v for v in (path(r) for r in runs) if v is not None]
+        values = []
+        for run in runs:
+            try:
+                values.append(path(run))
+            except KeyError:  # a part this seed did not run (e.g. no baseline)
+                continue
+        values = [v for v in values if v is not None]
         return round(statistics.fmean(values), 4) if values else None
 
     summary = {}
     for name in names:
         row = {key: mean(lambda r, key=key: r[name][key]["f1"]) for key in
                ("specialist", "replay_after", "replay_final", "no_replay_after", "no_replay_final")}
-        for key in ("specialist_seconds", "replay_seconds", "no_replay_seconds"):
-            row[key] = mean(lambda r, key=key: r[name][key])
+        for key in ("specialist", "replay", "no_replay"):
+            row[f"{key}_seconds"] = mean(lambda r, key=key: r[name][f"{key}_cost"]["seconds"])
+            row[f"{key}_cpu_seconds"] = mean(lambda r, key=key: r[name][f"{key}_cost"]["cpu_seconds"])
+        both = [r for r in runs if "no_replay_cost" in r[name]]  # the ratio on the seeds that ran both
+        row["cpu_time_ratio"] = (round(statistics.fmean(r[name]["replay_cost"]["cpu_seconds"] for r in both)
+                                       / statistics.fmean(r[name]["no_replay_cost"]["cpu_seconds"] for r in both), 2)
+                                 if both else None)
         for side in ("from_sequence", "from_base"):
             row[f"transfer_{side}"] = mean(lambda r, side=side: r[name].get("transfer", {}).get(side, {}).get("f1"))
         for mode in ("replay", "no_replay"):
             final, own = row[f"{mode}_final"], row["specialist"]
             row[f"{mode}_kept"] = round(final / own, 3) if final is not None and own else None
-        row["time_ratio"] = (round(row["replay_seconds"] / row["no_replay_seconds"], 2)
-                             if row["no_replay_seconds"] else None)
+        row["time_ratio"] = (round(statistics.fmean(r[name]["replay_cost"]["seconds"] for r in both)
+                                   / statistics.fmean(r[name]["no_replay_cost"]["seconds"] for r in both), 2)
+                             if both else None)
         summary[name] = row
     return summary
 
 
 def print_table(summary: dict[str, dict]) -> None:
     columns = [("task", 8), ("special.", 9), ("R after", 8), ("R final", 8), ("R kept", 7), ("noR after", 10),
-               ("noR final", 10), ("noR kept", 9), ("T64 seq", 8), ("T64 base", 9), ("time R/noR", 11)]
+               ("noR final", 10), ("noR kept", 9), ("T64 seq", 8), ("T64 base", 9), ("wall R/noR", 11),
+               ("cpu R/noR", 10)]
     print("".join(f"{c:>{w}}" for c, w in columns))
     keys = ["specialist", "replay_after", "replay_final", "replay_kept", "no_replay_after", "no_replay_final",
-            "no_replay_kept", "transfer_from_sequence", "transfer_from_base", "time_ratio"]
+            "no_replay_kept", "transfer_from_sequence", "transfer_from_base", "time_ratio", "cpu_time_ratio"]
     for name, row in summary.items():
         cells = [f"{name:>8}"] + [f"{'-' if row[k] is None else row[k]:>{w}}" for k, (_, w) in zip(keys, columns[1:])]
         print("".join(cells))
@@ -219,18 +239,33 @@ def main() -> None:
     parser.add_argument("--transfer-size", type=int, default=64, help="annotations for forward transfer")
     parser.add_argument("--replay-cap", type=int, default=TrainingSettings().replay_cap)
     parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
+    parser.add_argument("--baseline-seeds", type=int, nargs="*", default=None,
+                        help="seeds that also run the sequence without replay (default: every seed)")
+    parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
+    parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="print one table from earlier results files (e.g. one per seed) and run nothing")
     args = parser.parse_args()
+    if args.baseline_seeds is None:
+        args.baseline_seeds = args.seeds
 
-    runs = []
-    for seed in args.seeds:
-        with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
-            runs.append(run_seed(args.tasks, args, seed, Path(tmp)))
+    if args.summarise:
+        files = [json.loads(path.read_text()) for path in args.summarise]
+        args.tasks, args.size, args.test_size = files[0]["tasks"], files[0]["size"], files[0]["test_size"]
+        args.seeds = [seed for f in files for seed in f["seeds"]]
+        args.replay_cap, args.replay_share, args.epochs = files[0]["replay_cap"], files[0]["replay_share"], files[0]["epochs"]
+        args.out = "continual"
+        runs = [run for f in files for run in f["runs"]]
+    else:
+        runs = []
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
+                runs.append(run_seed(args.tasks, args, seed, Path(tmp)))
     summary = summarise(args.tasks, runs)
     print(f"\ncontinual re-tuning: {' -> '.join(args.tasks)}, {args.size} annotations each, "
           f"{args.test_size} test texts, seeds {args.seeds} (means; R = replay, kept = final / specialist, "
           f"T64 = forward transfer at {args.transfer_size})")
     print_table(summary)
-    path = save("continual", {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
+    path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "replay_cap": args.replay_cap, "replay_share": args.replay_share,
                               "summary": summary, "runs": runs})
     print(f"results: {path}")

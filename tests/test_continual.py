@@ -29,7 +29,8 @@ from falconer_core.training import (
     fine_tune_key,
     replay_examples,
 )
-from falconer_core.training.replay import replay_per_task
+from falconer_core.training.examples import flatten, step_examples
+from falconer_core.training.loop import encode_examples, replay_draw, train
 from tests import talks as tk
 
 SPEAKERS = Plan.from_dict({"steps": [{"name": "speaker", "op": "span", "instruction": "Extract the speaker's name"}]})
@@ -57,22 +58,50 @@ def talks_task() -> EarlierTask:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_replay_is_capped_seeded_deterministic_and_never_replays_held_out_texts(talks_task):
-    training = TrainingSettings(replay_cap=12, replay_share=10.0, seed=0)
-    first, counts = replay_examples([talks_task], n_new=100, training=training)
-    again, _ = replay_examples([talks_task], n_new=100, training=training)
+def test_replay_pool_is_capped_seeded_deterministic_and_never_replays_held_out_texts(talks_task):
+    training = TrainingSettings(replay_cap=12, seed=0)
+    first, counts = replay_examples([talks_task], training)
+    again, _ = replay_examples([talks_task], training)
     assert len(first) == 12 and counts == {tk.TALKS.hash: 12}
     assert first == again  # deterministic
-    other_seed, _ = replay_examples([talks_task], n_new=100, training=training.model_copy(update={"seed": 1}))
+    other_seed, _ = replay_examples([talks_task], training.model_copy(update={"seed": 1}))
     assert other_seed != first
     held = {t for i, t in zip(talks_task.annotations.ids, talks_task.annotations.texts) if i in talks_task.heldout_ids}
-    everything, _ = replay_examples([talks_task], 10_000, training.model_copy(update={"replay_cap": 10_000}))
+    everything, _ = replay_examples([talks_task], training.model_copy(update={"replay_cap": 10_000}))
     assert everything and not {e.text for e in everything} & held  # held-out texts never replay
     assert {e.text for e in everything} == set(talks_task.annotations.texts) - held
-    # the share bounds the total: half of 20 new examples over 2 tasks is 5 each
-    assert replay_per_task(2, 20, TrainingSettings(replay_cap=100, replay_share=0.5)) == 5
-    assert replay_per_task(2, 20, TrainingSettings(replay=False)) == 0
-    assert replay_examples([], 100, training) == ([], {})
+    assert replay_examples([talks_task], TrainingSettings(replay=False)) == ([], {})
+    assert replay_examples([], training) == ([], {})
+
+
+def test_each_epoch_draws_fresh_replay_windows_within_the_token_budget():
+    import random
+
+    from falconer_core.metamodel.prompt import Window
+
+    pool = [Window(item=k, input_ids=[0] * (5 + k % 7), text_offset=0, token_start=0, token_end=1) for k in range(60)]
+    rng = random.Random(0)
+    draws = [replay_draw(pool, 100, rng) for _ in range(6)]
+    for draw in draws:
+        assert 0 < sum(len(w.input_ids) for w in draw) <= 100
+        assert len({w.item for w in draw}) == len(draw)  # no window twice in one epoch
+    assert len({tuple(w.item for w in d) for d in draws}) == 6  # a fresh draw each epoch
+    assert len({w.item for d in draws for w in d}) > 2 * max(len(d) for d in draws)  # more of the pool rehearsed
+    assert replay_draw(pool, 0, rng) == [] and replay_draw([], 100, rng) == []
+
+
+def test_replay_trains_within_its_share_of_each_epoch(talks_task, tiny_encoder_path):
+    new = flatten(step_examples(_annotated(SPEAKERS, 24, prefix="s")))
+    pool, _ = replay_examples([talks_task], TrainingSettings())
+    settings = TrainingSettings(progress=False, epochs=3, replay_share=0.25, min_dev_examples=1000, seed=0)
+    model = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    new_tokens = sum(len(w.input_ids) for w in encode_examples(model.encoder, new))
+    shortest = min(len(w.input_ids) for w in encode_examples(model.encoder, pool))
+    summary = train(model, new, settings, pool)
+    assert summary.n_train == len(new) and summary.n_replay == len(pool) and summary.epochs_run == 3
+    assert 0 < summary.replayed_windows <= 3 * (0.25 * new_tokens // shortest)  # its share each epoch, no more
+    alone = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings)
+    assert alone.n_replay == 0 and alone.replayed_windows == 0
 
 
 def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_off(
@@ -81,14 +110,14 @@ def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_
     seen: list[list] = []
 
     def spy(self, examples, settings=None, **kwargs):
-        seen.append(list(examples))
+        seen.append(list(examples) + list(kwargs.get("replay", ())))
         return TrainingSummary(n_train=len(seen[-1]), n_dev=0)
 
     monkeypatch.setattr(Metamodel, "fine_tune", spy)
     new = _annotated(SPEAKERS, 20, prefix="s")
     start = ModelSource.base(str(tiny_encoder_path))
     holdout = HoldoutSettings(fraction=0.2, min_heldout=2)
-    training = TrainingSettings(progress=False, unlabeled=False, replay_cap=8, replay_share=10.0)
+    training = TrainingSettings(progress=False, unlabeled=False, replay_cap=8)
 
     replayed = fine_tune_checkpoint(new, start, training, holdout, tmp_path / "a", earlier=[talks_task])
     alone = fine_tune_checkpoint(new, start, training.model_copy(update={"replay": False}), holdout, tmp_path / "b",

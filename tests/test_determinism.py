@@ -54,9 +54,9 @@ def test_fine_tune_trains_with_the_settings_thread_count_whatever_the_process_ha
     seen: list[int] = []
     real_train = model_module.train
 
-    def spy(metamodel, examples, settings):
+    def spy(metamodel, examples, settings, replay=()):
         seen.append(torch.get_num_threads())
-        return real_train(metamodel, examples, settings)
+        return real_train(metamodel, examples, settings, replay)
 
     monkeypatch.setattr(model_module, "train", spy)
     examples = [LabelExample(f"tweet number {i} from Paris" if i % 2 else f"tweet {i}", "A place?", bool(i % 2))

@@ -285,24 +285,27 @@ class Metamodel:
 
     # ------------------------------------------------------------------ training
     def fine_tune(
-        self, examples: Sequence[Example], settings=None, *, unlabeled_texts: Sequence[str] | None = None, **overrides
+        self, examples: Sequence[Example], settings=None, *, unlabeled_texts: Sequence[str] | None = None,
+        replay: Sequence[Example] = (), **overrides,
     ):
         """Fine-tune on label and span examples (mixed) with a dev split and early stopping;
-        calling it on a loaded checkpoint continues from it (continual re-tuning). With
-        `unlabeled_texts` (and `settings.unlabeled`), self-training follows (`selftraining.py`).
-        Training runs in fp32 (a bf16 model trains its fp32 weights); an int8 model cannot be trained."""
+        calling it on a loaded checkpoint continues from it (continual re-tuning), and `replay`
+        (earlier tasks' examples, `training/replay.py`) is rehearsed within `replay_share` of
+        each epoch. With `unlabeled_texts` (and `settings.unlabeled`), self-training follows
+        (`selftraining.py`). Training runs in fp32 (a bf16 model trains its fp32 weights); an
+        int8 model cannot be trained."""
         self._require_full_weights("fine-tune it")
         if settings is None:
             settings = TrainingSettings(**overrides)
         elif overrides:
             settings = settings.model_copy(update=overrides)
-        examples = list(examples)
+        examples, replay = list(examples), list(replay)
         with pinned_threads(training_threads(settings.threads)) as threads:  # the count changes the weights
-            summary = train(self, examples, settings)
+            summary = train(self, examples, settings, replay)
             if unlabeled_texts is not None and settings.unlabeled:
                 from falconer_core.training.selftraining import self_train
 
-                summary.self_training = self_train(self, examples, unlabeled_texts, settings)
+                summary.self_training = self_train(self, examples, unlabeled_texts, settings, replay)
                 summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)
                 if "span_threshold" in self.config:
                     summary.span_threshold = self.config["span_threshold"]

@@ -40,10 +40,11 @@ class Checkpoint(BaseModel):
     n_annotations: int = Field(description="Annotated texts in the set (train and held out).")
     train_ids: list[str]
     heldout_ids: list[str]
-    n_examples: int = Field(description="Training examples over all steps, replayed ones included.")
+    n_examples: int = Field(description="Training examples over all steps, the replay pool included.")
     n_unlabeled: int = Field(0, description="Unannotated corpus texts given to self-training (0: none).")
     replayed: dict[str, int] = Field(
-        default_factory=dict, description="Examples replayed from each earlier task (plan hash -> count; {}: none).",
+        default_factory=dict, description="Replay pool examples from each earlier task (plan hash -> count; {}: none); each "
+        "epoch draws from the pool within `replay_share` of the new task's tokens.",
     )
     training: dict = Field(description="The training settings used.")
     summary: dict = Field(description="What the fine-tune did (the metamodel's `TrainingSummary`).")
@@ -88,7 +89,7 @@ def fine_tune_checkpoint(
     with `corpus` (and `training.unlabeled`), also learn from its unannotated texts. With
     `heldout_from` (the randomly drawn first round of an active sample), held-out texts come
     only from those, and every other annotated text trains. With `earlier` (the tasks of the
-    parent's lineage) and `training.replay`, a capped sample of their examples trains too."""
+    parent's lineage) and `training.replay`, a capped pool of their examples is rehearsed too."""
     key = fine_tune_key(annotations.hash, start, training, holdout, corpus.corpus_id if corpus else None, heldout_from,
                         earlier)
     train_ids, heldout_ids = split_ids(annotations.ids if heldout_from is None else list(heldout_from), holdout)
@@ -96,13 +97,12 @@ def fine_tune_checkpoint(
         held = set(heldout_ids)
         train_ids = [i for i in annotations.ids if i not in held]
     examples = flatten(step_examples(annotations, train_ids))
-    replayed, counts = replay_examples(earlier or (), len(examples), training)
-    examples += replayed
+    replayed, counts = replay_examples(earlier or (), training)
     unlabeled = None
     if corpus is not None and training.unlabeled:
         unlabeled = unannotated_texts(corpus, annotations.ids, training.max_unlabeled, training.seed) or None
     model = open_metamodel(start, fresh=True)
-    summary = model.fine_tune(examples, training, unlabeled_texts=unlabeled)
+    summary = model.fine_tune(examples, training, unlabeled_texts=unlabeled, replay=replayed)
     folder = Path(checkpoints_dir) / key
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -113,7 +113,7 @@ def fine_tune_checkpoint(
         path=str(folder), key=key, base_model=start.base_model, parent=start.version,
         plan_hash=annotations.plan.hash, annotation_set_hash=annotations.hash,
         annotator=annotations.annotator, n_annotations=annotations.size, train_ids=train_ids,
-        heldout_ids=heldout_ids, n_examples=len(examples), n_unlabeled=len(unlabeled or ()),
+        heldout_ids=heldout_ids, n_examples=len(examples) + len(replayed), n_unlabeled=len(unlabeled or ()),
         replayed=counts, training=training.model_dump(),
         summary=asdict(summary),
     )

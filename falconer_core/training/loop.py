@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,24 +27,33 @@ from falconer_core.types import Example, LabelExample, SpanExample
 log = logging.getLogger("falconer_core.metamodel")
 
 
-def train(metamodel, examples: list[Example], settings: TrainingSettings) -> TrainingSummary:
-    """Run the fine-tune in place on `metamodel` and return its summary."""
-    check_examples(examples)
+def train(
+    metamodel, examples: list[Example], settings: TrainingSettings, replay: Sequence[Example] = ()
+) -> TrainingSummary:
+    """Run the fine-tune in place on `metamodel` and return its summary. `replay`: the pool of
+    earlier tasks' examples, drawn from afresh each epoch (see the module docstring)."""
+    check_examples(list(examples) + list(replay))
     started = time.perf_counter()
     rng = random.Random(settings.seed)
     torch.manual_seed(settings.seed)
 
     # 1. split: a stratified dev set to choose the epoch, when there is enough data for one
-    train_set, dev = split_dev(examples, settings, rng)
-    summary = TrainingSummary(n_train=len(train_set), n_dev=len(dev))
+    new, replayed, dev = split_with_replay(examples, replay, settings, rng)
+    summary = TrainingSummary(n_train=len(new), n_dev=len(dev), n_replay=len(replayed))
 
-    # 2. encode every example into labelled windows
-    windows = encode_examples(metamodel.encoder, train_set, settings.subtoken_labels)
-    steps_per_epoch = -(-len(windows) // settings.batch_size)
+    # 2. encode every example into labelled windows; draw each epoch's replay windows up front
+    windows = encode_examples(metamodel.encoder, new, settings.subtoken_labels)
+    replay_windows = encode_examples(metamodel.encoder, replayed, settings.subtoken_labels)
+    budget_tokens = replay_budget(windows, settings)
+    first = replay_draw(replay_windows, budget_tokens, rng)
+    steps_per_epoch = -(-(len(windows) + len(first)) // settings.batch_size)
     epochs, min_epochs = epoch_budget(settings, steps_per_epoch)
+    draws = [first] + [replay_draw(replay_windows, budget_tokens, rng) for _ in range(epochs - 1)]
 
     # 3. epochs, each scored on dev; keep the best (smoothed) epoch's weights
-    fit(metamodel, windows, dev, settings, Budget(epochs, min_epochs, settings.learning_rate), rng, summary)
+    epoch_windows = [windows + draw for draw in draws]
+    fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, settings.learning_rate), rng, summary)
+    summary.replayed_windows = sum(len(draw) for draw in draws[: summary.epochs_run])
 
     # 4. calibrate the span threshold on dev: small samples make the tagger shy of recall
     if settings.calibrate_threshold:
@@ -103,13 +113,43 @@ class Budget:
     learning_rate: float
 
 
+def split_with_replay(
+    examples: Sequence[Example], replay: Sequence[Example], settings: TrainingSettings, rng: random.Random
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """(new task's train, replay pool's train, dev): one stratified dev split over both, so the
+    epoch is chosen on the earlier tasks too."""
+    pooled = {id(e) for e in replay}
+    train_set, dev = split_dev(list(examples) + list(replay), settings, rng)
+    return [e for e in train_set if id(e) not in pooled], [e for e in train_set if id(e) in pooled], dev
+
+
+def replay_budget(windows: list[Window], settings: TrainingSettings) -> float:
+    """Replay tokens an epoch may add: `replay_share` of the new windows' tokens."""
+    return settings.replay_share * sum(len(w.input_ids) for w in windows)
+
+
+def replay_draw(pool: list[Window], budget_tokens: float, rng: random.Random) -> list[Window]:
+    """A random subset of the replay windows, in random order, stopping before the one that
+    would pass `budget_tokens` (so short and long windows are drawn alike)."""
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    drawn, tokens = [], 0
+    for k in order:
+        tokens += len(pool[k].input_ids)
+        if tokens > budget_tokens:
+            break
+        drawn.append(pool[k])
+    return drawn
+
+
 def fit(
-    metamodel, windows: list[Window], dev: list[Example], settings: TrainingSettings, budget: Budget,
-    rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
+    metamodel, windows: list[Window] | list[list[Window]], dev: list[Example], settings: TrainingSettings,
+    budget: Budget, rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
 ) -> None:
     """Train on `windows` (AdamW, linear warm-up and decay) and keep the weights of the epoch
-    with the best smoothed dev score, recording each epoch in `summary`. With `start_score`
-    (the dev score of the weights as they are), training must beat it or the weights stay."""
+    with the best smoothed dev score, recording each epoch in `summary`. `windows` may also be
+    one list per epoch (the new task's plus that epoch's replay draw). With `start_score` (the
+    dev score of the weights as they are), training must beat it or the weights stay."""
     from transformers import get_linear_schedule_with_warmup
 
     model = metamodel.model
@@ -124,7 +164,8 @@ def fit(
     optimizer = torch.optim.AdamW(groups, lr=budget.learning_rate)
     modules = metamodel.modules()
     parameters = [p for module in modules for p in module.parameters()]
-    total = -(-len(windows) // settings.batch_size) * budget.epochs
+    per_epoch = windows if windows and isinstance(windows[0], list) else [windows] * budget.epochs
+    total = sum(-(-len(w) // settings.batch_size) for w in per_epoch[: budget.epochs])
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
     def snapshot() -> list[dict]:
@@ -137,7 +178,7 @@ def fit(
         for module in modules:
             module.train()
         losses = []
-        for batch_windows in length_bucketed_batches(windows, settings.batch_size, rng):
+        for batch_windows in length_bucketed_batches(per_epoch[epoch], settings.batch_size, rng):
             batch = collate(batch_windows, metamodel.tokenizer.pad_token_id, metamodel.device)
             loss = metamodel.forward(batch).loss
             loss.backward()
@@ -195,6 +236,8 @@ def encode_examples(encoder, examples: list[Example], subtoken_labels: bool = Tr
     `subtoken_labels`, I/O on the rest); label examples tag the 'yes' or the 'no' choice B and
     the other O. Everything else is ignored, and so are the `ignored_words` of a
     `PseudoSpanExample`."""
+    if not examples:
+        return []
     encoded = encoder.encode_texts([e.text for e in examples])
     out: list[Window] = []
     for item, (example, text) in enumerate(zip(examples, encoded)):

@@ -1,5 +1,11 @@
-"""Replay: a re-tune from a parent rehearses a capped, seeded sample of every earlier task's
-annotations, so the child keeps what the parent knew instead of forgetting it.
+"""Replay: a re-tune from a parent rehearses every earlier task's annotations, so the child keeps
+what the parent knew instead of forgetting it.
+
+This module picks the replay *pool*: per earlier task, a seeded sample of at most `replay_cap`
+examples. The fine-tune (`loop.py`) then draws a fresh subset of the pool every epoch, within a
+budget of `replay_share` of the new task's tokens: the cost of an epoch is bounded whatever the
+earlier tasks' text lengths, and over the epochs the child rehearses far more distinct examples
+than one fixed sample of that size would give (experience replay).
 
 An earlier task is one plan in the parent's lineage with the annotation set it was trained on
 and the texts it held out. Those held-out texts never replay: they are what that task's gate
@@ -10,7 +16,6 @@ of the new task, so the checkpoint's content key (`replay_key`) names what was r
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 
@@ -51,33 +56,25 @@ def replay_key(earlier: Sequence[EarlierTask]) -> str | None:
     return content_hash("replay", sorted((t.annotations.hash, sorted(map(str, t.heldout_ids))) for t in earlier))
 
 
-def replay_per_task(n_tasks: int, n_new: int, training: TrainingSettings) -> int:
-    """Examples to replay per earlier task: `replay_cap`, and in all at most `replay_share` of
-    the new task's `n_new` examples, split evenly (at least one each, so no task is dropped)."""
-    if n_tasks == 0 or not training.replay or training.replay_cap == 0:
-        return 0
-    return max(1, min(training.replay_cap, math.floor(training.replay_share * n_new / n_tasks)))
-
-
 def replay_examples(
-    earlier: Sequence[EarlierTask], n_new: int, training: TrainingSettings
+    earlier: Sequence[EarlierTask], training: TrainingSettings
 ) -> tuple[list[Example], dict[str, int]]:
-    """The replayed examples and how many came from each task (by plan hash): `sample_replay`
+    """The replay pool and how many examples came from each task (by plan hash): `sample_replay`
     over the examples of each task's texts that were not held out."""
     pools: dict[str, list[Example]] = {}
     for task in sorted(earlier, key=lambda t: (t.plan_hash, t.annotations.hash)):
         pools.setdefault(task.plan_hash, []).extend(flatten(step_examples(task.annotations, task.train_ids)))
-    return sample_replay(pools, n_new, training)
+    return sample_replay(pools, training)
 
 
 def sample_replay(
-    pools: Mapping[str, Sequence[Example]], n_new: int, training: TrainingSettings
+    pools: Mapping[str, Sequence[Example]], training: TrainingSettings
 ) -> tuple[list[Example], dict[str, int]]:
     """From each named pool (one per earlier task, in name order), a sample seeded by
-    `training.seed` and the name, of at most `replay_per_task` examples, kept in pool order."""
-    per_task = replay_per_task(len(pools), n_new, training)
+    `training.seed` and the name, of at most `replay_cap` examples, kept in pool order."""
     chosen: list[Example] = []
     counts: dict[str, int] = {}
+    per_task = training.replay_cap if training.replay else 0
     if per_task == 0:
         return chosen, counts
     for name in sorted(pools):
@@ -89,4 +86,4 @@ def sample_replay(
     return chosen, counts
 
 
-__all__ = ["EarlierTask", "replay_examples", "replay_key", "replay_per_task", "sample_replay"]
+__all__ = ["EarlierTask", "replay_examples", "replay_key", "sample_replay"]

@@ -40,7 +40,9 @@ from falconer_core.training.loop import (
     encode_examples,
     fit,
     is_positive,
-    split_dev,
+    replay_budget,
+    replay_draw,
+    split_with_replay,
 )
 from falconer_core.training.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
 from falconer_core.training.threads import pinned_threads, training_threads
@@ -155,23 +157,26 @@ def balance(sure: list[tuple[float, Example]], share: float) -> list[Example]:
 
 
 def self_train(
-    metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings
+    metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings,
+    replay: Sequence[Example] = (),
 ) -> SelfTrainingSummary:
-    """Self-training rounds in place on a model already fine-tuned on `examples` (by `train`
-    with the same settings, so the dev split here is the same one), at the thread count the
-    settings pin (called alone, as benchmarks do, it must not inherit the process's)."""
+    """Self-training rounds in place on a model already fine-tuned on `examples` and `replay`
+    (by `train` with the same settings, so the dev split here is the same one), at the thread
+    count the settings pin (called alone, as benchmarks do, it must not inherit the process's).
+    Only the new task is pseudo-labelled; the replay pool keeps being drawn from each epoch."""
     with pinned_threads(training_threads(settings.threads)):
-        return _self_train(metamodel, examples, texts, settings)
+        return _self_train(metamodel, examples, texts, settings, replay)
 
 
 def _self_train(
-    metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings
+    metamodel, examples: Sequence[Example], texts: Sequence[str], settings: TrainingSettings,
+    replay: Sequence[Example],
 ) -> SelfTrainingSummary:
     examples = list(examples)
-    check_examples(examples)
+    check_examples(examples + list(replay))
     started = time.perf_counter()
     rng = random.Random(settings.seed)
-    train_set, dev = split_dev(examples, settings, rng)  # the split `train` made
+    train_set, replayed, dev = split_with_replay(examples, replay, settings, rng)  # the split `train` made
     pool = unlabeled_pool(texts, examples, settings.max_unlabeled, settings.seed)
     summary = SelfTrainingSummary(pool=len(pool))
     for round_ in range(settings.self_training_rounds):
@@ -184,10 +189,12 @@ def _self_train(
             break
         before = dev_score(metamodel, dev) if dev else None
         windows = encode_examples(metamodel.encoder, train_set + pseudo, settings.subtoken_labels)
+        replay_windows = encode_examples(metamodel.encoder, replayed, settings.subtoken_labels)
         budget = Budget(settings.self_training_epochs, settings.self_training_epochs,
                         settings.learning_rate * settings.self_training_lr_scale)
-        run = TrainingSummary(n_train=len(train_set) + len(pseudo), n_dev=len(dev))
-        fit(metamodel, windows, dev, settings, budget, rng, run, start_score=before)
+        draws = [replay_draw(replay_windows, replay_budget(windows, settings), rng) for _ in range(budget.epochs)]
+        run = TrainingSummary(n_train=len(train_set) + len(pseudo), n_dev=len(dev), n_replay=len(replayed))
+        fit(metamodel, [windows + draw for draw in draws], dev, settings, budget, rng, run, start_score=before)
         improved = not dev or run.best_epoch > 0
         record.update({
             "dev_before": None if before is None else round(before, 5), "dev_scores": run.dev_scores,

@@ -83,11 +83,13 @@ class TrainingSettings(BaseModel):
         "task's annotations in its lineage (`replay.py`), so the child keeps what the parent knew.",
     )
     replay_cap: int = Field(
-        256, ge=0, description="Most replayed training examples per earlier task (its held-out texts never replay).",
+        2048, ge=0, description="Most examples per earlier task in the replay pool, a seeded sample (its held-out "
+        "texts never replay). Each epoch draws afresh from the pool, so a larger pool rehearses more "
+        "distinct examples at the same cost.",
     )
     replay_share: float = Field(
-        0.5, gt=0, description="Most replayed examples in all, as a share of the new task's training examples "
-        "(split evenly over the earlier tasks): bounds what replay adds to the training time.",
+        0.4, gt=0, description="Replayed tokens per epoch, as a share of the new task's training tokens: an epoch "
+        "costs at most 1 + share of one without replay, whatever the earlier tasks' text lengths.",
     )
     threads: int | None = Field(
         None, ge=1, description="torch threads while fine-tuning. Sums split over threads add up in another "
@@ -123,6 +125,8 @@ class TrainingSummary:
     seconds: float = 0.0
     span_threshold: float | None = None
     threads: int = 0  # torch threads it ran with (see `TrainingSettings.threads`)
+    n_replay: int = 0  # replay pool examples in the train split (see `replay.py`)
+    replayed_windows: int = 0  # replay windows trained on, summed over the epochs
     self_training: SelfTrainingSummary | None = None  # when unlabeled texts were used
 
 
