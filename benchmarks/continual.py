@@ -37,6 +37,7 @@ from falconer_core.training.replay import sample_replay
 from falconer_core.types import Example, LabelExample, SpanExample
 
 TEST_SEED = 12345
+SPECIALIST_DATASETS = {"genes": "bc2gm", "persons": "btc-per"}  # named as precision.py looks them up
 PLACE = "Does this tweet mention a place?"  # the demo plan's steps (falconer_core/data/demo_plan.yaml)
 PEOPLE = "Extract the names of people."
 
@@ -155,6 +156,8 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
         specialist = Metamodel.from_base(seed=seed)
         out[task.name]["specialist_cost"] = train(specialist, task.examples(), settings)
         out[task.name]["specialist"] = f1_with_interval(task.counts(specialist))
+        if args.save_specialists and task.name in SPECIALIST_DATASETS:  # the checkpoints precision.py reuses
+            specialist.save(Path(args.save_specialists) / f"{SPECIALIST_DATASETS[task.name]}-{args.size}-seed{seed}")
         print(f"  seed {seed} {task.name}: specialist {out[task.name]['specialist']}", flush=True)
     for replay in (True, False) if seed in args.baseline_seeds else (True,):
         mode = "replay" if replay else "no_replay"
@@ -241,6 +244,8 @@ def main() -> None:
     parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
     parser.add_argument("--baseline-seeds", type=int, nargs="*", default=None,
                         help="seeds that also run the sequence without replay (default: every seed)")
+    parser.add_argument("--save-specialists", default=None, metavar="DIR",
+                        help="save the genes and persons specialists as precision.py's checkpoints")
     parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
     parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
                         help="print one table from earlier results files (e.g. one per seed) and run nothing")
