@@ -247,3 +247,32 @@ def test_the_precision_command_prints_the_table_and_tags_the_version(tmp_path, m
     missing = CliRunner().invoke(app, ["precision", str(log(registry, folder))])  # no annotations kept
     assert missing.exit_code == 2 and "no recorded annotations" in missing.stderr
     assert "precision" in CliRunner().invoke(app, ["--help"]).stdout
+
+
+def test_bf16_inference_on_cpu_casts_the_weights_once_and_follows_every_change(tiny_encoder_path, monkeypatch):
+    """The bf16 copy is made once per set of weights, answers like autocast over the fp32 weights,
+    and is remade after a training step changed them (never stale)."""
+    import torch
+
+    from falconer_core.metamodel import Metamodel
+    from falconer_core.types import LabelExample
+
+    monkeypatch.setattr(P, "detect_capabilities", lambda: AVX512_BF16)
+    model = Metamodel.from_base(str(tiny_encoder_path), precision="bf16", device="cpu", seed=0)
+    first, again = model._inference_weights(), model._inference_weights()
+    assert first[0] is again[0] and first[0] is not model.model  # cast once, reused
+    assert {p.dtype for p in first[0].parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.model.parameters()} == {torch.float32}  # training keeps fp32 weights
+    instruction = "Is this about science?"
+    monkeypatch.setattr(Metamodel, "_inference_weights", lambda self: (self.model, self.shape_embedding))
+    autocast_only = model.get_label(tk.TEXTS, instruction, progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(P, "detect_capabilities", lambda: AVX512_BF16)
+    assert [bool(r) for r in model.get_label(tk.TEXTS, instruction, progress=False)] == [bool(r) for r in autocast_only]
+    model.fine_tune([LabelExample(t, instruction, i % 2 == 0) for i, t in enumerate(tk.TEXTS * 4)],
+                    epochs=1, progress=False, unlabeled=False)
+    after = model._inference_weights()
+    assert after[0] is not first[0]  # the weights changed: a fresh copy
+    fp32_weight = dict(model.model.named_parameters())["classifier.weight"]
+    bf16_weight = dict(after[0].named_parameters())["classifier.weight"]
+    assert torch.allclose(fp32_weight.to(torch.bfloat16).float(), bf16_weight.float())

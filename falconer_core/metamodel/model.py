@@ -20,6 +20,7 @@ from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.decoding import label_from_choice_probs, merge_word_probs, spans_from_word_probs
 from falconer_core.metamodel.precision import (
     REFERENCE_PRECISION,
+    Bf16Copy,
     Precision,
     PrecisionChoice,
     autocast,
@@ -77,6 +78,7 @@ class Metamodel:
             tokenizer, config["max_length"], self.format, config["overlap"], shapes=self.shape_embedding is not None
         )
         self.batch_size = inference_batch_size(self.device.type)
+        self._bf16 = Bf16Copy()
 
     @property
     def span_threshold(self) -> float:
@@ -261,23 +263,33 @@ class Metamodel:
     def _forward_windows(self, windows: list, size: int) -> list[np.ndarray]:
         """Class probabilities per token of each window, batched `size` at a time by length."""
         probs: list[np.ndarray | None] = [None] * len(windows)
+        weights = self._inference_weights()
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].input_ids))
         for chunk in _chunks(order, size):
             batch = collate([windows[k] for k in chunk], self.tokenizer.pad_token_id, self.device)
-            logits = self.forward(batch).logits
+            logits = self.forward(batch, weights).logits
             out = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for row, k in enumerate(chunk):
                 probs[k] = out[row, : len(windows[k].input_ids)]
         return probs  # type: ignore[return-value]
 
-    def forward(self, batch: dict[str, torch.Tensor]):
+    def forward(self, batch: dict[str, torch.Tensor], weights: tuple | None = None):
         """The encoder's output for a collated batch (with a loss when it carries labels);
-        shape features, when on, are added to the token embeddings."""
+        shape features, when on, are added to the token embeddings. `weights`: (model, shape
+        embedding) to run instead of the trained ones (`_inference_weights`)."""
+        model, shape = weights or (self.model, self.shape_embedding)
         inputs = {"attention_mask": batch["attention_mask"], "labels": batch.get("labels")}
-        if self.shape_embedding is None:
-            return self.model(input_ids=batch["input_ids"], **inputs)
-        embeds = self.model.get_input_embeddings()(batch["input_ids"]) + self.shape_embedding(batch["shape_ids"])
-        return self.model(inputs_embeds=embeds, **inputs)
+        if shape is None:
+            return model(input_ids=batch["input_ids"], **inputs)
+        embeds = model.get_input_embeddings()(batch["input_ids"]) + shape(batch["shape_ids"])
+        return model(inputs_embeds=embeds, **inputs)
+
+    def _inference_weights(self) -> tuple:
+        """What inference runs: on a CPU in bf16, bf16 copies of the weights (cast once, not on
+        every forward as autocast alone would); otherwise the model itself."""
+        if self.precision == "bf16" and self.device.type == "cpu":
+            return tuple(self._bf16.of([self.model, self.shape_embedding]))
+        return self.model, self.shape_embedding
 
     def modules(self) -> list[torch.nn.Module]:
         """Everything that holds trained weights."""
