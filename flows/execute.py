@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 import tasks
 from falconer_core.cascade import Calibration, CascadeReport, CascadeSettings
+from falconer_core.corpus import CorpusSnapshot, CorpusSource
 from falconer_core.drift.reference import DriftSettings
 from falconer_core.drift.verdict import DriftVerdict
-from falconer_core.corpus import CorpusSnapshot, CorpusSource
 from falconer_core.errors import FalconerError
 from falconer_core.execution import ExecutionSettings, Shard, ShardResult, check_run_folder
 from falconer_core.execution.runplan import RunPlan, next_pass
