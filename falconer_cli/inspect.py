@@ -151,7 +151,9 @@ def runs(
     if not rows:
         console.print("no runs yet; run `falconer mine` or `falconer execute` first")
         return
-    console.print(table(rows, ["run", "kind", "status", "model", "shards", "texts", "texts/s", "drift", "started"],
+    checked = any(r["drift"] != "—" for r in rows)  # a store with no drift check yet keeps its narrower table
+    console.print(table(rows, ["run", "kind", "status", "model", "shards", "texts", "texts/s",
+                               *(["drift"] if checked else []), "started"],
                         title="runs (newest first)"))
 
 

@@ -105,6 +105,11 @@ def test_falconer_runs_shows_each_runs_drift_status(tmp_path, monkeypatch):
     assert "drift detected" in row["declared-run"]
     assert "drift suspected (no audit)" in row["quiet-run"]
     assert "—" in row["old-run"] and "drift" not in row["old-run"]
+    # a store where no run was checked yet keeps the table it had
+    with Store(tmp_path / "falconer.duckdb") as store:
+        store.query("UPDATE runs SET drift_status = NULL, drift = NULL")
+    before = CliRunner().invoke(app, ["runs"])
+    assert before.exit_code == 0 and "old-run" in before.stdout and "drift" not in before.stdout
 
 
 # ----------------------------------------------------------------------- executes end to end
