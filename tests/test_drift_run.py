@@ -4,6 +4,8 @@ in-process) of a registered model with a reference, audited by a fake LLM on 127
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -166,7 +168,9 @@ def _in_process(model: str, corpus, run_id: str, **drift):
 def test_the_execute_flow_and_the_small_job_path_record_the_same_drift_figures(world, prefect_harness):
     from flows import execute
 
-    by_flow = execute(world["same"], world["corpus"], execution=ExecutionSettings(shard_size=5, run_id="flow-same"))
+    state = execute(world["same"], world["corpus"], execution=ExecutionSettings(shard_size=5, run_id="flow-same"),
+                    return_state=True)
+    by_flow = state.result()
     here = _in_process(world["same"], world["corpus"], "here-same")
     for result in (by_flow, here):
         verdict = result.drift
@@ -181,6 +185,16 @@ def test_the_execute_flow_and_the_small_job_path_record_the_same_drift_figures(w
         assert metrics["drift.is_science.ks"] == pytest.approx(verdict.report.steps[0].ks)
         assert metrics["drift.is_science.band_share"] == pytest.approx(verdict.report.steps[0].band_share)
     assert by_flow.drift.model_dump(exclude={"run_id"}) == here.drift.model_dump(exclude={"run_id"})
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            key=ArtifactFilterKey(any_=["drift"]),
+        ))
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert [r["step"] for r in rows] == ["is_science", "speaker"] and NO_DRIFT in artifact.description
 
     # a version without a reference: a status, never an error, and nothing logged to MLflow
     bare = _in_process(world["bare"], world["corpus"], "here-bare")
