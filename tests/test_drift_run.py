@@ -53,6 +53,20 @@ def test_drift_is_declared_only_when_the_upper_bound_is_below_the_floor():
     assert declare(high, 0.95) and not declare(high, 0.85)
 
 
+def test_a_plan_without_a_filter_is_audited_on_its_label_steps():
+    from falconer_core.drift.check import audited_plan
+    from falconer_core.plan import Plan
+
+    assert audited_plan(tk.TALKS) is tk.TALKS
+    steps = [{"name": "is_science", "op": "label", "instruction": "Is this talk about science?"},
+             {"name": "is_music", "op": "label", "instruction": "Is this talk about music?"},
+             {"name": "speaker", "op": "span", "instruction": "Extract the speaker's name"}]
+    audited = audited_plan(Plan.from_dict({"steps": steps}))
+    assert audited.filter_steps == ["is_science", "is_music"]
+    assert [o.name for o in audited.outputs] == ["is_science", "is_music", "speaker"]  # the outputs unchanged
+    assert audited_plan(Plan.from_dict({"steps": steps[2:]})) is None  # spans only: nothing to compare
+
+
 # ----------------------------------------------------------------------------- store and CLI
 def _verdict(run_id: str, status: str = DECLARED) -> DriftVerdict:
     import numpy as np

@@ -7,7 +7,7 @@ more on a seeded, bounded draw of the corpus (`DriftSettings.sample`, 2,000 text
 reference's precision (fp32), which is what `falconer drift` does. When a signal fires, a
 seeded draw of `audit_size` of those texts (50) is labelled by the LLM and compared with the
 proxy's answers on them (the cascade audit's `audit_agreement`: filter verdict agreement with a
-Clopper-Pearson interval); drift is declared when the interval's upper bound is below the floor
+Clopper-Pearson interval; a plan without a filter is audited on its label steps, `audited_plan`); drift is declared when the interval's upper bound is below the floor
 (`verdict.agreement_floor`). Without an LLM the signal stands as "drift suspected (no audit)".
 """
 
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.corpus import CorpusSnapshot
-from falconer_core.drift.reference import DriftReference, DriftSettings, measure_confidences
+from falconer_core.drift.reference import DriftReference, DriftSettings, measure_confidences, top_level_steps
 from falconer_core.drift.signals import drift_report
 from falconer_core.drift.verdict import (
     DECLARED,
@@ -31,7 +32,6 @@ from falconer_core.drift.verdict import (
     agreement_floor,
     declare,
 )
-from falconer_core.execution.interpreter import OutputRecord
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 
@@ -82,20 +82,23 @@ def check_drift(
     texts = corpus.rows_at(positions)["text"].tolist()
     from falconer_core.metamodel.source import open_metamodel
 
-    measured, records = measure_confidences(open_metamodel(model), plan, texts)
+    runner = open_metamodel(model)
+    measured, _ = measure_confidences(runner, plan, texts)
     report = drift_report(reference, measured, settings)
     verdict = DriftVerdict(**base, status=NO_DRIFT, declared=False, report=report,
                            reason=f"no step's confidences moved (KS p >= {report.threshold:.3g} on {report.n_texts} texts)")
     if not report.drift:
         return verdict
     shifted = ", ".join(s.step for s in report.steps if s.shifted)
-    auditor = configured_llm(settings.audit_llm or llm)
-    if auditor is None or not settings.audit_size:
+    auditor, audited = configured_llm(settings.audit_llm or llm), audited_plan(plan)
+    if auditor is None or not settings.audit_size or audited is None:
+        why = "no LLM configured to audit it" if audited is not None else "the plan has no label step to audit"
         return verdict.model_copy(update={"status": SUSPECTED, "reason": (
-            f"the confidences of {shifted} moved (KS p < {report.threshold:.3g}); no LLM configured to audit it")})
-    floor = agreement_floor(settings.gate, reference_agreement(reference, plan), settings.max_drop)
-    audit = audit_sample(plan, texts, records, auditor, settings, floor,
-                         reference_agreement(reference, plan), model_version=version or model.path, cache_dir=cache_dir)
+            f"the confidences of {shifted} moved (KS p < {report.threshold:.3g}); {why}")})
+    known = reference_agreement(reference, plan)
+    floor = agreement_floor(settings.gate, known, settings.max_drop)
+    audit = audit_sample(audited, texts, runner, auditor, settings, floor, known,
+                         model_version=version or model.path, cache_dir=cache_dir)
     declared = declare(audit.high, floor)
     bound = f"[{audit.low:.3f}, {audit.high:.3f}]"
     reason = (f"the confidences of {shifted} moved and the LLM agrees on {audit.agreement:.3f} {bound} of "
@@ -105,12 +108,24 @@ def check_drift(
                                       "audit": audit, "reason": reason})
 
 
+def audited_plan(plan: Plan) -> Plan | None:
+    """The plan whose filter verdict the audit compares: the plan itself, or, when it has no
+    filter (every text passes: nothing to compare), the same plan filtering on all its
+    top-level label steps; None without any label step to audit."""
+    if plan.filter is not None:
+        return plan
+    labels = [s.name for s in top_level_steps(plan) if s.op == "label"]
+    if not labels:
+        return None
+    return Plan.from_dict({**plan.to_dict(), "filter": labels[0] if len(labels) == 1 else {"and": labels}})
+
+
 def audit_sample(
-    plan: Plan, texts: list[str], records: list[OutputRecord], llm: AnnotatorChoice, settings: DriftSettings,
+    plan: Plan, texts: list[str], runner: Any, llm: AnnotatorChoice, settings: DriftSettings,
     floor: float | None, reference: float | None, *, model_version: str, cache_dir: Path | None = None,
 ) -> DriftAudit:
     """The LLM labels a seeded draw of the drift sample; its filter verdicts are compared with
-    the proxy's on the same texts (the cascade audit's `audit_agreement`)."""
+    the proxy's (`runner`) on the same texts (the cascade audit's `audit_agreement`)."""
     from falconer_core.annotators import build_annotator
     from falconer_core.cascade.audit import audit_agreement
     from falconer_core.execution import execute_plan
@@ -118,12 +133,13 @@ def audit_sample(
 
     picked = sample_positions(len(texts), settings.audit_size, settings.seed, salt="drift-audit")
     ids, chosen = [str(i) for i in picked], [texts[i] for i in picked]
-    proxy_rows = output_rows([records[i] for i in picked], plan, model_version)  # text ids: positions in the sample
+    proxy = execute_plan(plan, chosen, runner, ids, include_failed=True)
     annotator, client = build_annotator(llm, plan, None, cache_dir=cache_dir)
     answered = execute_plan(plan, chosen, annotator, ids, include_failed=True)
-    found = audit_agreement(plan, chosen, proxy_rows, answered, usage=getattr(client, "usage", None))
+    found = audit_agreement(plan, chosen, output_rows(proxy, plan, model_version), answered,
+                            usage=getattr(client, "usage", None))
     return DriftAudit(n_texts=found.n_texts, agreement=found.agreement, low=found.low, high=found.high, floor=floor,
                       reference_agreement=reference, llm=llm.llm.identity(), usage=found.usage)
 
 
-__all__ = ["audit_sample", "check_drift", "configured_llm", "reference_agreement", "sample_positions"]
+__all__ = ["audit_sample", "audited_plan", "check_drift", "configured_llm", "reference_agreement", "sample_positions"]
