@@ -258,3 +258,25 @@ def test_a_fired_signal_is_audited_by_the_llm_and_declared_only_when_it_disagree
     # the payload an event carries: plain JSON, the figures and the verdict
     payload = verdict.model_dump(mode="json")
     assert payload["declared"] == verdict.declared and payload["audit"]["n_texts"] == 10
+
+
+def test_falconer_execute_prints_the_drift_status_and_no_drift_skips_it(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from falconer_cli.main import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    path = world["corpus"].path
+    checked = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id",
+                                       "--run-id", "cli-checked"])
+    assert checked.exit_code == 0, (checked.output, checked.exception)
+    assert SUSPECTED in checked.stdout
+    skipped = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id",
+                                       "--run-id", "cli-skipped", "--no-drift"])
+    assert skipped.exit_code == 0, (skipped.output, skipped.exception)
+    assert "drift" not in skipped.stdout
+    with Store() as store:
+        assert store.run("cli-checked")["drift_status"] == SUSPECTED and store.run("cli-skipped")["drift_status"] is None
+    wrong = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id", "--drift-llm", "gold"])
+    assert wrong.exit_code == 2 and "--drift-llm" in wrong.stderr
