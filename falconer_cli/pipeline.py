@@ -353,7 +353,6 @@ def execute(
                                    precision=precision, reuse=False if no_reuse else None)
     from falconer_core.annotators.choice import AnnotatorChoice
     from falconer_core.drift.reference import DriftSettings
-
     from falconer_core.errors import ConfigError
 
     if drift_llm not in (None, "openai", "local"):
