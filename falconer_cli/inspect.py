@@ -134,7 +134,9 @@ def runs(
     stale_after: Annotated[Optional[float], typer.Option("--stale-after", min=1, help="Seconds without a heartbeat after which a running run reads 'stale' (killed; run it again to resume). Default: 2.5 heartbeats; a run beats every FALCONER_HEARTBEAT_SECONDS (15 s).")] = None,
     store: Annotated[Optional[Path], typer.Option("--store", help="DuckDB file (default: FALCONER_HOME/falconer.duckdb).")] = None,
 ) -> None:
-    """List execution runs: status (running, stale, completed, failed), shards and texts done, texts/s."""
+    """List execution runs: status (running, stale, completed, failed), shards and texts done, texts/s,
+    and the drift check's verdict (no reference, no drift, drift suspected (no audit), drift not
+    confirmed, drift detected)."""
     import pandas as pd
 
     with reading_store(_store_path(store)) as db:
@@ -143,13 +145,15 @@ def runs(
         {"run": r.run_id, "kind": r.kind, "status": r.status, "model": r.model_version,
          "shards": f"{r.shards_done}/{'?' if pd.isna(r.n_shards) else int(r.n_shards)}",
          "texts": f"{int(r.texts_done):,}", "texts/s": "—" if r.texts_per_second is None else f"{r.texts_per_second:,.1f}",
-         "started": str(r.started_at)[:19]}
+         "drift": r.drift_status if isinstance(r.drift_status, str) else "—", "started": str(r.started_at)[:19]}
         for r in frame.itertuples(index=False)
     ]
     if not rows:
         console.print("no runs yet; run `falconer mine` or `falconer execute` first")
         return
-    console.print(table(rows, ["run", "kind", "status", "model", "shards", "texts", "texts/s", "started"],
+    checked = any(r["drift"] != "—" for r in rows)  # a store with no drift check yet keeps its narrower table
+    console.print(table(rows, ["run", "kind", "status", "model", "shards", "texts", "texts/s",
+                               *(["drift"] if checked else []), "started"],
                         title="runs (newest first)"))
 
 

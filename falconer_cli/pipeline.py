@@ -338,6 +338,8 @@ def execute(
     llm_model: LLMModelOpt = None,
     audit: AuditOpt = 0,
     records: Annotated[int, typer.Option("--records", min=0, help="Mined records to print at the end.")] = 5,
+    drift: Annotated[bool, typer.Option("--drift/--no-drift", help="End with the drift check: the model's confidences on a seeded sample of up to 2,000 texts against its reference (--no-drift: skip it).")] = True,
+    drift_llm: Annotated[Optional[str], typer.Option("--drift-llm", help="'openai' or 'local': the LLM that audits a fired drift signal on 50 texts (default: the cascade's LLM; none: 'drift suspected (no audit)').")] = None,
     local: Annotated[Optional[bool], typer.Option("--local/--flow", help="--local: run the flow's steps in this process without a Prefect server (same run id, rows and run record; no flow run in the Prefect UI); --flow: always a Prefect flow. Default: --local for fewer than 1,000 texts on the sequential runner without --cascade and without PREFECT_API_URL, else --flow.")] = None,
 ) -> None:
     """Run a registered metamodel over a whole corpus; outputs go to the DuckDB store."""
@@ -349,6 +351,13 @@ def execute(
     execution = execution_settings(shard_size=shard_size, batch_size=batch_size, run_id=run_id, runner=runner,
                                    workers=workers, dask_address=dask_address, run_folder=run_folder,
                                    precision=precision, reuse=False if no_reuse else None)
+    from falconer_core.annotators.choice import AnnotatorChoice
+    from falconer_core.drift.reference import DriftSettings
+    from falconer_core.errors import ConfigError
+
+    if drift_llm not in (None, "openai", "local"):
+        raise ConfigError(f"--drift-llm is 'openai' or 'local', not {drift_llm!r}")
+    checking = DriftSettings(check=drift, audit_llm=AnnotatorChoice(name=drift_llm, model=llm_model) if drift_llm else None)
     note = f" (cascade to {cascading.llm.identity()}: {cascade}, delta {cascade_delta})" if cascading else ""
     print_note(f"executing {model} over {snapshot.n_texts:,} texts from {corpus}, "
                f"{_corpus_version(snapshot.corpus_id, snapshot.n_texts)}{note}")
@@ -359,13 +368,14 @@ def execute(
         if local is None:
             print_note(f"a small job (< {SMALL_JOB_TEXTS:,} texts): running here without a Prefect server; "
                        "--flow runs it as a Prefect flow")
-        result = execute_in_process(model=model, corpus=source, plan=chosen, execution=execution, log=print_note)
+        result = execute_in_process(model=model, corpus=source, plan=chosen, execution=execution, log=print_note,
+                                    drift=checking)
         flow_run_id = None
     else:
         from flows import execute as execute_flow
 
         result, flow_run_id = _run_flow(
-            execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading
+            execute_flow, model=model, corpus=source, plan=chosen, execution=execution, cascade=cascading, drift=checking,
         )
     print_corpus_ran(snapshot, result.corpus_id, result.n_texts)
     from falconer_cli.results import print_execution_result

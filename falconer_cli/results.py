@@ -57,6 +57,7 @@ def print_execution_result(result: Any, flow_run_id: str | None, *, records: int
         ("shards", f"{result.shards} committed, {result.shards_run} run now"),
         ("output rows", result.rows),
         ("metamodel time", f"{result.seconds:.1f} s for {result.texts_run} texts"),
+        *([("drift", result.drift.summary())] if getattr(result, "drift", None) is not None else []),
     ], title=f"run {result.run_id}"))
     if result.cascade is not None:
         print_cascade(result.cascade, result.n_texts)

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 
 from falconer_core.annotators.annotation import AnnotationSet
 from falconer_core.cascade import CascadeReport
+from falconer_core.drift.verdict import DriftVerdict
 from falconer_core.evaluation.scoring import Evaluation
 from falconer_core.plan import Plan
 from falconer_core.registry.redaction import env_secrets, redact
@@ -117,3 +118,15 @@ def publish_cascade(report: CascadeReport, run_id: str) -> None:
             f"[{audit.low:.3f}, {audit.high:.3f}]"
         )
     create_table_artifact(_clean(rows), key="cascade", description=_clean(description))
+
+
+def publish_drift(verdict: DriftVerdict) -> None:
+    """A run's drift check: per step the signals against the reference, and the verdict (with
+    the audit's agreement and interval when one ran) in the description."""
+    rows = verdict.report.rows() if verdict.report is not None else [{"status": verdict.status, "reason": verdict.reason}]
+    description = f"Drift of run {verdict.run_id} ({verdict.version}): {verdict.status}. {verdict.reason}"
+    if verdict.report is not None:
+        r = verdict.report
+        description += (f". Filter pass rate {r.pass_rate_reference:.3f} (reference) -> {r.pass_rate:.3f} on "
+                        f"{r.n_texts} texts; KS threshold p < {r.threshold:.3g}")
+    create_table_artifact(_clean(rows), key="drift", description=_clean(description))

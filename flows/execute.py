@@ -10,6 +10,10 @@ With a `cascade`, a calibration sample labelled by the LLM first sets each step'
 each shard then sends the texts inside a band to the LLM (within its share of the budget), and
 the run's report keeps the thresholds, what was routed and what it cost; an optional audit on a
 fresh sample reports the agreement achieved.
+
+Every run ends with a drift check against the version's reference (`falconer_core.drift.check`):
+its `DriftVerdict` is kept with the run, logged to MLflow, published as the `drift` artifact and
+returned in the result (`ExecutionResult.drift`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from tqdm.auto import tqdm
 import tasks
 from falconer_core.cascade import Calibration, CascadeReport, CascadeSettings
 from falconer_core.corpus import CorpusSnapshot, CorpusSource
+from falconer_core.drift.reference import DriftSettings
+from falconer_core.drift.verdict import DriftVerdict
 from falconer_core.errors import FalconerError
 from falconer_core.execution import ExecutionSettings, Shard, ShardResult, check_run_folder
 from falconer_core.execution.runplan import RunPlan, next_pass
@@ -31,7 +37,7 @@ from falconer_core.reporting import ExecutionResult, execution_result
 from falconer_core.settings import Settings
 from falconer_core.store.sessions import heartbeat
 from flows import parameters as p
-from flows.artifacts import publish_cascade
+from flows.artifacts import publish_cascade, publish_drift
 from flows.plans import plan_for_model
 from flows.runners import task_runner
 
@@ -43,6 +49,7 @@ def execute(
     plan: Plan | str | None = p.plan("default: the plan the model was trained for"),
     execution: ExecutionSettings = p.execution(),
     cascade: CascadeSettings | None = p.cascade(),
+    drift: DriftSettings = p.drift(),
 ) -> ExecutionResult:
     """Run `plan` with the registered `model` over `corpus`; outputs go to the store."""
     if cascade is not None:
@@ -63,9 +70,10 @@ def execute(
     report = None if calibration is None else report_cascade(
         run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration,
     )
+    verdict = check_drift(run=run, model=source, plan=chosen, corpus=snapshot, settings=drift, cascade=cascade)
     return execution_result(
         run, summary=summary, results=results, reused=reused, store_path=str(Settings().store_path),
-        runner=execution.runner, cascade=report,
+        runner=execution.runner, cascade=report, drift=verdict,
     )
 
 
@@ -78,6 +86,23 @@ def choose_model(
     source = tasks.fetch_model(model, plan_hash=given.hash if given else None)
     execution = execution.model_copy(update={"precision": precision_for_version(execution.precision, source.version)})
     return source, given or plan_for_model(None, source.version), execution
+
+
+def check_drift(
+    *, run: RunPlan, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: DriftSettings,
+    cascade: CascadeSettings | None,
+) -> DriftVerdict | None:
+    """The run's drift verdict (None when `settings.check` is off), kept with the run, on MLflow
+    and as the run's `drift` artifact; a fired signal is audited by the cascade's LLM unless the
+    settings name another."""
+    if not settings.check:
+        return None
+    verdict = tasks.check_drift(
+        run_id=run.run_id, model=model, plan=plan, corpus=corpus, settings=settings,
+        llm=cascade.llm if cascade is not None else None,
+    )
+    publish_drift(verdict)
+    return verdict
 
 
 def run_shards(

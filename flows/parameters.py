@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from falconer_core.annotators import AnnotatorChoice
+from falconer_core.drift.reference import DriftSettings
 from falconer_core.execution import ExecutionSettings
 from falconer_core.llm import LLMChoice
 from falconer_core.plan import Plan
@@ -109,4 +110,13 @@ def cascade() -> Any:
     return Field(
         None, description="Cascade with the LLM to a quality target, e.g. {'target': {'accuracy': 0.95}, 'llm_budget': 2000}: "
         "the proxy keeps the answers it is sure of, the LLM answers the rest (default: the proxy alone).",
+    )
+
+
+def drift() -> Any:
+    return Field(
+        DriftSettings(), description="The drift check after the run: signals on a seeded sample of `sample` texts "
+        "against the version's reference; when one fires, an LLM audit of `audit_size` texts (`audit_llm`, default "
+        "the cascade's LLM) declares drift when its upper bound is below `gate` or the reference's agreement less "
+        "`max_drop`. `check: false` skips it.",
     )

@@ -11,6 +11,7 @@ from tasks.active import grow_sample
 from tasks.annotation import annotate
 from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
+from tasks.drift import check_drift
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard, plan_run
 from tasks.planning import load_plan, make_plan
@@ -27,6 +28,7 @@ __all__ = [
     "annotate",
     "audit",
     "calibrate",
+    "check_drift",
     "commit_shard",
     "evaluate",
     "execute_shard",

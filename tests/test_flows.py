@@ -646,8 +646,9 @@ def test_a_small_job_run_in_process_stores_what_the_execute_flow_stores(home, co
     by_flow = execute(ref, corpus, execution=ExecutionSettings(shard_size=50, run_id="small-flow", reuse=False))
     here = execute_in_process(model=ref, corpus=corpus, plan=None,
                               execution=ExecutionSettings(shard_size=50, run_id="small-here", reuse=False))
-    ignored = {"run_id", "seconds"}
+    ignored = {"run_id": True, "seconds": True, "drift": {"run_id"}}
     assert here.model_dump(exclude=ignored) == by_flow.model_dump(exclude=ignored)
+    assert here.drift.status == "no reference"  # logged without one: a status, not an error
     assert here.shards_run == 3 and here.rows > N_TEXTS
 
     frame = outputs()

@@ -448,8 +448,9 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
         )
     with Store(path) as store:
         assert store.run("old")["status"] == "completed" and store.run("old")["heartbeat_at"] is None
-        assert store.query("SELECT value FROM falconer_meta WHERE key = 'schema_version'")["value"].tolist() == ["3"]
+        assert store.query("SELECT value FROM falconer_meta WHERE key = 'schema_version'")["value"].tolist() == ["4"]
         assert "work_key" in store.query("SELECT * FROM run_shards LIMIT 0").columns
         old = store.outputs("old")  # rows from before cascades read back, with no source or band
         assert len(old) == 1 and old["source"].isna().all() and old["in_band"].isna().all()
         assert store.run("old")["report"] is None
+        assert store.run("old")["drift"] is None and store.drift("old") is None  # no drift check back then

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from falconer_core.annotators.annotation import AnnotationSet
+from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.errors import ConfigError
 from falconer_core.execution.interpreter import LabelOutcome, OutputRecord, execute_plan
 from falconer_core.plan import Plan, Step
@@ -26,7 +27,9 @@ REFERENCE_FORMAT = 1
 
 
 class DriftSettings(BaseModel):
-    """What counts as uncertain, and how many false alarms an unchanged corpus may raise."""
+    """What counts as uncertain, how many false alarms an unchanged corpus may raise, and, on
+    every execute, how the run's check samples texts and when a fired signal is audited by the
+    LLM and declared (`falconer_core.drift.check`)."""
 
     label_band: tuple[float, float] = Field((0.2, 0.8), description="A label's P(true) in [lo, hi] is uncertain.")
     span_band: float = Field(0.8, description="A span confidence below this is uncertain.")
@@ -34,6 +37,19 @@ class DriftSettings(BaseModel):
                                            "(each step's KS test runs at alpha / steps: Bonferroni).")
     sample: int = Field(2000, description="Corpus texts a drift check runs the model on (a seeded draw).")
     seed: int = 0
+    check: bool = Field(True, description="Measure the drift signals after every execute (a seeded draw of "
+                                          "`sample` texts the model runs on once more).")
+    audit_size: int = Field(50, ge=0, description="When a signal fires and an LLM is configured: texts of the "
+                                                  "drift sample the LLM labels to confirm it (0: never audit).")
+    audit_llm: AnnotatorChoice | None = Field(
+        None, description="The LLM that audits a fired signal (default: the run's cascade LLM; none: the "
+                          "signal stands as 'drift suspected (no audit)').")
+    gate: float | None = Field(
+        None, gt=0, lt=1, description="Agreement with the LLM the task needs: drift is declared when the audit's "
+                                      "Clopper-Pearson upper bound falls below it.")
+    max_drop: float | None = Field(
+        0.05, ge=0, lt=1, description="Drift is also declared when that upper bound falls below the reference's "
+                                      "agreement less this drop (None: the gate alone).")
 
     def uncertain(self, op: str, confidence: float) -> bool:
         """Whether one confidence lies in the uncertain band of its step's kind."""

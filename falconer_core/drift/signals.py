@@ -116,7 +116,8 @@ def drift_report(reference: DriftReference, sample: Confidences, settings: Drift
         figures = step_figures(ref.op, now, settings)
         ks = p = None
         if ref.confidences and now:
-            test = ks_2samp(ref.confidences, now)
+            # at the reference's resolution (kept to 6 decimals): equal confidences stay ties
+            test = ks_2samp(ref.confidences, [round(c, 6) for c in now])
             ks, p = float(test.statistic), float(test.pvalue)
         steps.append(StepDrift(
             step=ref.step, op=ref.op, n_reference=len(ref.confidences), n_sample=len(now),

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from falconer_core.corpus import CorpusSource, snapshot_corpus
+from falconer_core.drift.reference import DriftSettings
+from falconer_core.drift.runs import check_run
 from falconer_core.errors import ConfigError, FalconerError
 from falconer_core.execution.parts import check_run_folder
 from falconer_core.execution.settings import ExecutionSettings
@@ -42,7 +44,7 @@ def runs_in_process(
 
 def execute_in_process(
     *, model: str, corpus: CorpusSource, plan: Plan | str | None, execution: ExecutionSettings,
-    settings: Settings | None = None, log: Any = None,
+    settings: Settings | None = None, log: Any = None, drift: DriftSettings | None = None,
 ):
     """What `flows.execute` does without a cascade, step for step, with no Prefect: returns the
     same `ExecutionResult`. `log(message)` hears what the flow's tasks would log."""
@@ -80,9 +82,14 @@ def execute_in_process(
         sessions.finish_run(settings.store_path, run.run_id, "failed")
         raise
     summary = sessions.finish_run(settings.store_path, run.run_id)
+    drift = drift or DriftSettings()
+    verdict = None
+    if drift.check:  # flows.execute.check_drift (no cascade here: no LLM of the run's own)
+        verdict = check_run(run_id=run.run_id, model=source, plan=chosen, corpus=snapshot, settings=drift, app=settings)
+        say(f"drift check: {verdict.status}; {verdict.reason}")
     return execution_result(
         run, summary=summary, results=results, reused=reused, store_path=str(settings.store_path),
-        runner=execution.runner, cascade=None,
+        runner=execution.runner, cascade=None, drift=verdict,
     )
 
 

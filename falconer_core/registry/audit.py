@@ -21,13 +21,14 @@ EXECUTION_RUN = "falconer.execution_run"
 
 def log_cascade_audit(
     lookup: VersionLookup, experiment: Experiment, model_ref: str | ModelVersionRef, execution_run: str,
-    metrics: Mapping[str, float], params: Mapping[str, Any],
+    metrics: Mapping[str, float], params: Mapping[str, Any], *, kind: str = "cascade-audit",
 ) -> str:
-    """The audit run (metrics, redacted params) of `execution_run`; returns its MLflow run id."""
+    """The audit run (metrics, redacted params) of `execution_run`; returns its MLflow run id.
+    `kind` names the run (`NAME-cascade-audit`, `NAME-drift`)."""
     mv = lookup.model_version(model_ref)
     params = clean_params(redaction.flatten(params), redaction.env_secrets().values())
     tags = {T.MODEL_VERSION: str(ModelVersionRef.of(mv)), EXECUTION_RUN: execution_run}
-    with open_run(lookup.client, experiment.id, f"{mv.name}-cascade-audit", tags) as run_id:
+    with open_run(lookup.client, experiment.id, f"{mv.name}-{kind}", tags) as run_id:
         log_metrics(lookup.client, run_id, metric_rows(numbers(metrics, "metrics")))
         log_params(lookup.client, run_id, params)
     return run_id

@@ -150,6 +150,15 @@ class Registry:
         with self._writing():
             return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params)
 
+    def log_drift(
+        self, model_ref: str | ModelVersionRef, execution_run: str, metrics: Mapping[str, float],
+        params: Mapping[str, Any],
+    ) -> str:
+        """One MLflow run (`NAME-drift`) per drift-checked execution run, tagged with the model
+        version it executed, so the registry shows how each version's corpus moved; returns its id."""
+        with self._writing():
+            return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params, kind="drift")
+
     # ------------------------------------------------------------------ aliases and promotion
     def set_alias(self, model_name: str, alias: str, version: int | str) -> ModelVersionRef:
         """Point `model_name@alias` at `version` (moving it if it pointed elsewhere)."""

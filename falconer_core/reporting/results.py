@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from falconer_core.cascade.report import CascadeReport
+from falconer_core.drift.verdict import DriftVerdict
 from falconer_core.evaluation.scoring import Evaluation
 from falconer_core.execution.runplan import RunPlan
 from falconer_core.execution.shards import ShardResult
@@ -60,6 +61,9 @@ class ExecutionResult(BaseModel):
     cascade: CascadeReport | None = Field(
         None, description="A cascade run's report: thresholds, texts routed to the LLM, its usage, budget and audit.",
     )
+    drift: DriftVerdict | None = Field(
+        None, description="The run's drift check: signals against the version's reference, audit, verdict (None: off).",
+    )
 
 
 class MineResult(BaseModel):
@@ -81,7 +85,7 @@ class EvaluationResult(BaseModel):
 
 def execution_result(
     run: RunPlan, *, summary: dict[str, Any], results: Sequence[ShardResult], reused: Sequence[int], store_path: str,
-    runner: str, cascade: CascadeReport | None = None,
+    runner: str, cascade: CascadeReport | None = None, drift: DriftVerdict | None = None,
 ) -> ExecutionResult:
     """What `execute` returns: the run's totals in the store (`summary`: its record with `rows`
     and `shards`) and what this flow run did (the shards it executed, the ones it reused)."""
@@ -91,6 +95,7 @@ def execution_result(
         shards_reused=len(reused), rows=summary["rows"], seconds=round(sum(r.seconds for r in results), 4),
         texts_run=sum(r.n_texts for r in results), runner=runner, processes=len({r.pid for r in results}),
         model_loads_per_process=max((r.model_loads for r in results), default=0), cascade=cascade,
+        drift=drift,
     )
 
 

@@ -47,8 +47,9 @@ from falconer_core.store.schemas import RunStatus
 
 if TYPE_CHECKING:  # the cascade builds on execution, which reads the store's schemas
     from falconer_core.cascade.report import CascadeReport
+    from falconer_core.drift.verdict import DriftVerdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # ---------------------------------------------------------------------------------------------
 # Tables
@@ -108,6 +109,13 @@ ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS llm_texts BIGINT;
 ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS over_budget BIGINT;
 ALTER TABLE run_shards ADD COLUMN IF NOT EXISTS llm_usage JSON;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS report JSON;
+"""
+
+# Schema version 4: drift. A run keeps its drift status (a short word `falconer runs` shows and
+# SQL can filter on; null on runs from before) and the whole verdict (signals, audit) as JSON.
+_MIGRATE_4 = """
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS drift_status VARCHAR;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS drift JSON;
 """
 
 
@@ -284,6 +292,14 @@ class Store:
         """`RunRecords.cascade_counts`."""
         return self.run_records.cascade_counts(run_id)
 
+    def record_drift(self, verdict: DriftVerdict) -> None:
+        """`RunRecords.record_drift`."""
+        self.run_records.record_drift(verdict)
+
+    def drift(self, run_id: str) -> DriftVerdict | None:
+        """`RunRecords.drift`."""
+        return self.run_records.drift(run_id)
+
 
 def _migrate(db: Connection) -> None:
     """Create the tables and bring an older file up to `SCHEMA_VERSION` (in place, idempotent);
@@ -300,6 +316,7 @@ def _migrate(db: Connection) -> None:
         )
     db.execute(_MIGRATE_2)
     db.execute(_MIGRATE_3)
+    db.execute(_MIGRATE_4)
     if int(found[0]) < SCHEMA_VERSION:
         db.execute("UPDATE falconer_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 

@@ -19,6 +19,7 @@ from falconer_core.store.schemas import RUN_STATUSES, RunsSchema, RunStatus, is_
 
 if TYPE_CHECKING:  # the cascade builds on execution, which reads the store's schemas
     from falconer_core.cascade.report import CascadeReport
+    from falconer_core.drift.verdict import DriftVerdict
 
 _FINISHED = {"completed", "failed", "cancelled"}
 
@@ -78,7 +79,7 @@ class RunRecords:
         if frame.empty:
             return None
         record = frame.iloc[0].to_dict()
-        for key in ("params", "report"):
+        for key in ("params", "report", "drift"):
             record[key] = json.loads(record[key]) if isinstance(record[key], str) else None
         return {k: (None if is_missing(v) else v) for k, v in record.items()}
 
@@ -99,6 +100,25 @@ class RunRecords:
 
         stored = (self.run(run_id) or {}).get("report")
         return None if stored is None else CascadeReport.model_validate(stored)
+
+    def record_drift(self, verdict: DriftVerdict) -> None:
+        """Keep a run's drift verdict: its status as a word, the whole verdict (figures only, no
+        text) as JSON; the run id is the row's key, not repeated in the JSON."""
+        body = verdict.model_dump(mode="json", exclude={"run_id"})
+        check_no_secrets(body)
+        updated = self.db.execute(
+            "UPDATE runs SET drift_status = ?, drift = ? WHERE run_id = ? RETURNING run_id",
+            [verdict.status, json.dumps(body, sort_keys=True), verdict.run_id],
+        )
+        if not updated:
+            raise StoreError(f"no run {verdict.run_id!r} in {self.db.path}; create it with upsert_run first")
+
+    def drift(self, run_id: str) -> DriftVerdict | None:
+        """The run's drift verdict, or None when it has none (not checked, or from before)."""
+        from falconer_core.drift.verdict import DriftVerdict
+
+        stored = (self.run(run_id) or {}).get("drift")
+        return None if stored is None else DriftVerdict.model_validate({**stored, "run_id": run_id})
 
     def cascade_counts(self, run_id: str) -> ShardCounts:
         """A cascade run's totals over its committed shards: texts in a band, answered by the
@@ -136,7 +156,7 @@ class RunRecords:
             stale_after_seconds = Settings().stale_after_seconds
         where = " WHERE r.kind = ?" if kind else ""
         sql = (
-            "SELECT r.run_id, r.kind, r.status, r.model_version, r.corpus_id, r.started_at, r.heartbeat_at, "
+            "SELECT r.run_id, r.kind, r.status, r.model_version, r.corpus_id, r.started_at, r.heartbeat_at, r.drift_status, "
             "r.n_shards, r.n_texts, count(s.shard) AS shards_done, coalesce(sum(s.n_texts), 0)::BIGINT AS texts_done, "
             "coalesce(sum(s.seconds), 0)::DOUBLE AS seconds FROM runs r LEFT JOIN run_shards s ON s.run_id = r.run_id"
             f"{where} GROUP BY ALL ORDER BY r.started_at DESC"

@@ -113,6 +113,8 @@ RunsSchema = pa.DataFrameSchema(
         "n_texts": _INT,
         "heartbeat_at": pa.Column(_UTC, nullable=True, coerce=True),
         "report": _STR,
+        "drift_status": _STR,
+        "drift": _STR,
     },
     strict=True,
     ordered=True,

@@ -20,6 +20,7 @@ from typing import Any
 from falconer_core.annotators.annotation import AnnotationSet, annotation_rows
 from falconer_core.cascade.report import CascadeReport
 from falconer_core.corpus import CorpusSnapshot
+from falconer_core.drift.verdict import DriftVerdict
 from falconer_core.execution.parts import read_part, remove_part
 from falconer_core.execution.shards import ShardResult
 from falconer_core.plan import Plan
@@ -124,6 +125,12 @@ def heartbeat(store_path: str | Path, run_id: str, *, every: float) -> Iterator[
         thread.join()
 
 
+def record_drift(store_path: str | Path, verdict: DriftVerdict) -> None:
+    """Keep a run's drift verdict with its record."""
+    with _session(store_path) as store:
+        store.record_drift(verdict)
+
+
 def stored_outputs(store_path: str | Path, run_id: str, text_ids: list[str]):
     """The outputs a run stored for these texts."""
     with _session(store_path) as store:
@@ -131,6 +138,6 @@ def stored_outputs(store_path: str | Path, run_id: str, text_ids: list[str]):
 
 
 __all__ = [
-    "commit_shard", "finish_run", "heartbeat", "record_annotations", "record_corpus", "record_run_report", "start_run",
+    "commit_shard", "finish_run", "heartbeat", "record_annotations", "record_corpus", "record_drift", "record_run_report", "start_run",
     "stored_outputs",
 ]
