@@ -79,3 +79,156 @@ def test_the_trigger_fires_on_the_drift_event_only_and_passes_its_fields(monkeyp
 
     checked = retune_on_drift.validate_parameters(parameters)
     assert checked["corpus"].path == "/data/tweets-december.csv" and checked["annotator"].name == "openai"
+
+
+# ---------------------------------------------------------------------------------------- the loop, for real
+N_CHAMPION, N_DRIFTED = 40, 80
+TINY_INCUBATION = {
+    "sampling": {"fraction": 0.5, "floor": 20, "cap": 40},
+    "active": {"rounds": 2},
+    "training": {"epochs": 1, "progress": False},
+    "gate": {"mean_f1": 0.0},  # the tiny encoder is weak; the gate is not what is tested here
+}
+GROW_CHAMPION = """
+import json, sys
+from flows.incubate import incubate
+result = incubate(**json.loads(sys.argv[1]))
+print("REGISTERED", result.model_version, result.champion)
+"""
+EMIT = """
+import json, sys
+from prefect.events.worker import EventsWorker
+from tasks.drift_events import emit_drift_event
+print("EVENT", emit_drift_event.fn(**json.loads(sys.argv[1])))
+EventsWorker.drain_all()
+"""
+
+
+def _api(server, method: str, path: str, body: dict | None = None):
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.api_url}{path}", method=method, data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        text = reply.read().decode()
+    return json.loads(text) if text else None
+
+
+def _python(script: str, argument: dict, env: dict, timeout: float) -> str:
+    import json
+    import subprocess
+    import sys
+
+    from deployments.project import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(argument)], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout
+
+
+def _wait(what: str, probe, timeout: float, logs=()):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(1.0)
+    tails = "\n".join(f"--- {p.name} ---\n{p.read_text('utf-8', 'replace')[-3000:]}" for p in logs if p.exists())
+    pytest.fail(f"timed out waiting for {what}\n{tails}")
+
+
+@pytest.mark.slow  # a real server, a worker, a champion and two triggered runs: about three minutes
+@pytest.mark.timeout(900)
+def test_a_drift_event_starts_retune_on_drift_which_moves_the_champion_unless_retune_is_off(
+    tmp_path, tiny_encoder_path, monkeypatch,
+):
+    import subprocess
+    from datetime import datetime, timedelta, timezone
+
+    import pandas as pd
+
+    from deployments.project import deploy, start_worker
+    from deployments.server import LocalServer, free_port, stop_process
+    from falconer_core.data import DEMO_CORPUS_PATH, DEMO_PLAN_PATH
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from falconer_core.registry import tags as T
+    from falconer_core.settings import Settings
+
+    tweets = pd.read_csv(DEMO_CORPUS_PATH, dtype=str, keep_default_na=False)
+    (tmp_path / "before.csv").write_text(tweets.head(N_CHAMPION).to_csv(index=False))
+    (tmp_path / "after.csv").write_text(tweets.iloc[N_CHAMPION:N_CHAMPION + N_DRIFTED].to_csv(index=False))
+    drifted = {"path": str(tmp_path / "after.csv"), "id_column": "id", "name": "tweets-after"}
+    plan_hash = Plan.load(DEMO_PLAN_PATH).hash
+
+    server = LocalServer(port=free_port(), home=tmp_path / "prefect", ui=False)
+    env = server.client_env()
+    env.update(FALCONER_HOME=str(tmp_path / "falconer"), PREFECT_WORKER_QUERY_SECONDS="2")
+    monkeypatch.setenv("FALCONER_HOME", env["FALCONER_HOME"])
+    logs = [tmp_path / "server.log", tmp_path / "worker.log"]
+    started: list[subprocess.Popen] = []
+    try:
+        with logs[0].open("wb") as log:
+            started.append(server.start(log=log))
+        server.wait_ready(started[0], timeout=180)
+        assert DEPLOYMENT in deploy(env, [DEPLOYMENT])
+        with logs[1].open("wb") as log:
+            started.append(start_worker(env, log=log))
+
+        grown = _python(GROW_CHAMPION, {
+            "corpus": {"path": str(tmp_path / "before.csv"), "id_column": "id", "name": "tweets-before"},
+            "task": {"plan": str(DEMO_PLAN_PATH), "annotator": {"name": "gold"}, "base_model": str(tiny_encoder_path)},
+            "incubation": {**TINY_INCUBATION, "active": {"rounds": 1}},
+        }, env, timeout=400)
+        assert "REGISTERED falconer-metamodel/1 True" in grown, grown
+        registry = Registry.from_settings(Settings())
+        assert str(registry.champion_of("falconer-metamodel", plan_hash)) == "falconer-metamodel/1"
+
+        (deployment,) = _api(server, "POST", "/deployments/filter",
+                             {"deployments": {"name": {"any_": [DEPLOYMENT]}}})
+        since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+
+        def drift_and_wait(retune: bool, runs_before: int) -> dict:
+            """Switch the deployment's `retune` as a user would in the UI, emit the drift of
+            version 1, and wait for the run the trigger starts to finish."""
+            _api(server, "PATCH", f"/deployments/{deployment['id']}", {"parameters": {
+                "retune": retune, "annotator": {"name": "gold"}, "incubation": TINY_INCUBATION}})
+            out = _python(EMIT, {"version": "falconer-metamodel/1", "plan_hash": plan_hash, "corpus": drifted,
+                                 "payload": {"psi": 0.42, "agreement_estimate": 0.71, "api_key": "sk-never"}},
+                          env, timeout=120)
+            event_id = out.split("EVENT", 1)[1].split()[0]
+            seen = _wait("the server to store the drift event", lambda: [
+                e for e in _api(server, "POST", "/events/filter", {"filter": {
+                    "event": {"name": [DRIFT_EVENT]}, "occurred": {"since": since}}})["events"]
+                if e["id"] == event_id], timeout=60, logs=logs)
+            assert seen[0]["resource"]["falconer.plan"] == plan_hash
+            assert "sk-never" not in str(seen[0]) and seen[0]["payload"]["figures"]["psi"] == 0.42
+
+            def finished() -> list[dict]:
+                runs = _api(server, "POST", "/flow_runs/filter",
+                            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}, "sort": "EXPECTED_START_TIME_ASC"})
+                done = [r for r in runs if r["state"] and r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED")]
+                return runs if len(runs) > runs_before and len(done) == len(runs) else []
+
+            run = _wait("the triggered run to finish", finished, timeout=300, logs=logs)[-1]
+            assert run["created_by"]["type"] == "AUTOMATION", run["created_by"]  # started by the trigger
+            assert run["state"]["type"] == "COMPLETED", (run["state"], (tmp_path / "worker.log").read_text()[-4000:])
+            assert (run["parameters"]["model"], run["parameters"]["plan_hash"]) == ("falconer-metamodel/1", plan_hash)
+            assert run["parameters"]["corpus"]["path"] == drifted["path"] and run["parameters"]["retune"] is retune
+            return run
+
+        drift_and_wait(retune=False, runs_before=0)
+        assert [str(v) for v in registry.versions("falconer-metamodel")] == ["falconer-metamodel/1"]  # nothing tuned
+        assert str(registry.champion_of("falconer-metamodel", plan_hash)) == "falconer-metamodel/1"
+
+        drift_and_wait(retune=True, runs_before=1)
+        child = registry.champion_of("falconer-metamodel", plan_hash)
+        assert str(child) == "falconer-metamodel/2", registry.lookup.tags("falconer-metamodel/2")
+        assert registry.lookup.tags(child)[T.PARENT_VERSION] == "falconer-metamodel/1"  # re-tuned from the champion
+    finally:
+        for process in reversed(started):
+            stop_process(process)
