@@ -15,7 +15,7 @@ from tasks.drift import check_drift
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard, plan_run
 from tasks.planning import load_plan, make_plan
-from tasks.registry import earlier_tasks, fetch_champion, fetch_model, fetch_plan, register
+from tasks.registry import earlier_tasks, fetch_champion, fetch_model, fetch_plan, find_champion, register
 from tasks.sampling import sample
 from tasks.storage import commit_shard, finish_run, start_run, store_annotations, store_corpus
 from tasks.training import fine_tune
@@ -36,6 +36,7 @@ __all__ = [
     "fetch_champion",
     "fetch_model",
     "fetch_plan",
+    "find_champion",
     "finish_run",
     "grow_sample",
     "fine_tune",

@@ -105,6 +105,14 @@ def fetch_champion(model_name: str, plan_hash: str) -> ModelSource | None:
     return None if found is None else registry.fetch(found)
 
 
+@task(name="find-champion", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
+def find_champion(model_name: str, plan_hash: str) -> str | None:
+    """The current champion of one task (NAME/N), not downloaded, or None when it has none."""
+    found = Registry.from_settings().champion_of(model_name, plan_hash)
+    get_run_logger().info("champion of task %s: %s", plan_hash, found or "none yet")
+    return None if found is None else str(found)
+
+
 @task(name="fetch-plan", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def fetch_plan(version: str) -> Plan:
     """The plan a registered version was trained on."""

@@ -70,10 +70,22 @@ def test_every_deployments_parameters_fit_its_flow():
     on a worker at run time."""
     import importlib
 
+    from falconer_core.drift.event import DRIFT_EVENT, DriftEvent
+    from tests.triggers import received, run_parameters
+
+    drift = DriftEvent(version="falconer-metamodel/3", plan_hash="fe3600b1cb276819", corpus={"path": "tweets.csv"},
+                       figures={"psi": 0.4})
+    event = received(DRIFT_EVENT, drift.resource(), drift.payload())
+    triggered = 0
     for deployment in yaml.safe_load(PREFECT_FILE.read_text())["deployments"]:
         module, name = deployment["entrypoint"].split(":")
         flow = getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), name)
-        flow.validate_parameters(deployment["parameters"])
+        if deployment.get("triggers"):  # the parameters a triggered run gets: the deployment's and the event's
+            flow.validate_parameters(run_parameters(deployment, event))
+            triggered += 1
+        else:
+            flow.validate_parameters(deployment["parameters"])
+    assert triggered == 1  # retune-on-drift
     from flows import mine
 
     with pytest.raises(Exception, match="sampling"):

@@ -1,0 +1,239 @@
+"""The drift loop's second half: a declared drift is emitted as `falconer.model.drift`, the
+`retune-on-drift` deployment's trigger (prefect.yaml) fires on it with the event's version, task
+and corpus, and the run re-tunes the task's champion (or, with `retune` off, only says so).
+
+The fast tests check the event and the trigger against each other without a server; the slow
+one runs the loop on a real `prefect server` and worker (as tests/test_deployment.py does), with
+a tiny champion grown from the demo tweets' gold columns."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from deployments.project import PREFECT_FILE
+from falconer_core.drift.event import DRIFT_EVENT, DriftEvent, public_figures
+from tests.triggers import automation, received, run_parameters
+
+DEPLOYMENT = "retune-on-drift"
+
+
+def _deployment() -> dict:
+    return next(d for d in yaml.safe_load(PREFECT_FILE.read_text())["deployments"] if d["name"] == DEPLOYMENT)
+
+
+def _emitted(monkeypatch, **kwargs) -> dict:
+    """What `emit_drift_event` hands Prefect's `emit_event`."""
+    import tasks.drift_events as module
+
+    sent: list[dict] = []
+    monkeypatch.setattr(module, "emit_event", lambda **event: sent.append(event))
+    module.emit_drift_event.fn(**kwargs)
+    assert len(sent) == 1
+    return sent[0]
+
+
+def test_the_drift_event_names_the_version_and_task_and_keeps_credentials_out(monkeypatch):
+    sent = _emitted(monkeypatch, version="falconer-metamodel/4", plan_hash="fe3600b1cb276819",
+                    payload={"psi": 0.41, "estimate": {"agreement": 0.81, "api_key": "sk-live"}, "token": "t0k"},
+                    corpus={"path": "/data/tweets-december.csv", "id_column": "id"})
+    assert sent["event"] == DRIFT_EVENT == "falconer.model.drift"
+    assert sent["resource"]["prefect.resource.id"] == "falconer.model.falconer-metamodel/4"
+    assert (sent["resource"]["falconer.model"], sent["resource"]["falconer.plan"]) == (
+        "falconer-metamodel/4", "fe3600b1cb276819")
+    assert all(isinstance(v, str) for v in sent["resource"].values())  # Prefect resource labels are strings
+    assert sent["payload"]["figures"] == {"psi": 0.41, "estimate": {"agreement": 0.81}}
+    assert "sk-live" not in str(sent) and "t0k" not in str(sent)
+    assert sent["payload"]["corpus"]["path"] == "/data/tweets-december.csv"
+
+
+def test_public_figures_are_plain_json():
+    from falconer_core.corpus import CorpusSource
+
+    figures = public_figures({"ks": float("nan"), "steps": [{"pass_rate": 0.5, "password": "x"}],
+                              "source": CorpusSource(path="a.csv")})
+    assert figures["ks"] is None and figures["steps"] == [{"pass_rate": 0.5}]
+    assert figures["source"]["path"] == "a.csv"
+    with pytest.raises(Exception):
+        DriftEvent(version="falconer-metamodel", plan_hash="x", corpus={"path": "a.csv"}, secret="no")
+
+
+def test_the_trigger_fires_on_the_drift_event_only_and_passes_its_fields(monkeypatch):
+    sent = _emitted(monkeypatch, version="falconer-metamodel/4", plan_hash="fe3600b1cb276819", payload={"psi": 0.4},
+                    corpus={"path": "/data/tweets-december.csv", "id_column": "id"})
+    event = received(sent["event"], sent["resource"], sent["payload"])
+    deployment = _deployment()
+    trigger = automation(deployment)
+    assert trigger.enabled and trigger.actions[0].type == "run-deployment"
+    assert trigger.trigger.covers(event)
+    assert not trigger.trigger.covers(received("falconer.model.registered", sent["resource"], sent["payload"]))
+    assert not trigger.trigger.covers(received(DRIFT_EVENT, {"prefect.resource.id": "prefect.flow-run.1"}, {}))
+
+    parameters = run_parameters(deployment, event)
+    assert (parameters["model"], parameters["plan_hash"]) == ("falconer-metamodel/4", "fe3600b1cb276819")
+    assert parameters["corpus"] == {"path": "/data/tweets-december.csv", "text_column": "text", "id_column": "id",
+                                    "name": None}
+    assert parameters["retune"] is True and parameters["incubation"]["active"]["rounds"] > 1
+
+    from flows.retune_on_drift import retune_on_drift
+
+    checked = retune_on_drift.validate_parameters(parameters)
+    assert checked["corpus"].path == "/data/tweets-december.csv" and checked["annotator"].name == "openai"
+
+
+# ---------------------------------------------------------------------------------------- the loop, for real
+N_CHAMPION, N_DRIFTED = 40, 80
+TINY_INCUBATION = {
+    "sampling": {"fraction": 0.5, "floor": 20, "cap": 40},
+    "active": {"rounds": 2},
+    "training": {"epochs": 1, "progress": False},
+    "gate": {"mean_f1": 0.0},  # the tiny encoder is weak; the gate is not what is tested here
+}
+GROW_CHAMPION = """
+import json, sys
+from flows.incubate import incubate
+result = incubate(**json.loads(sys.argv[1]))
+print("REGISTERED", result.model_version, result.champion)
+"""
+EMIT = """
+import json, sys
+from prefect.events.worker import EventsWorker
+from tasks.drift_events import emit_drift_event
+print("EVENT", emit_drift_event.fn(**json.loads(sys.argv[1])))
+EventsWorker.drain_all()
+"""
+
+
+def _api(server, method: str, path: str, body: dict | None = None):
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.api_url}{path}", method=method, data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        text = reply.read().decode()
+    return json.loads(text) if text else None
+
+
+def _python(script: str, argument: dict, env: dict, timeout: float) -> str:
+    import json
+    import subprocess
+    import sys
+
+    from deployments.project import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(argument)], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout
+
+
+def _wait(what: str, probe, timeout: float, logs=()):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(1.0)
+    tails = "\n".join(f"--- {p.name} ---\n{p.read_text('utf-8', 'replace')[-3000:]}" for p in logs if p.exists())
+    pytest.fail(f"timed out waiting for {what}\n{tails}")
+
+
+@pytest.mark.slow  # a real server, a worker, a champion and three triggered runs: about 90 s
+@pytest.mark.timeout(900)
+def test_a_drift_event_starts_retune_on_drift_which_moves_the_champion_once_unless_retune_is_off(
+    tmp_path, tiny_encoder_path, monkeypatch,
+):
+    import subprocess
+    from datetime import datetime, timedelta, timezone
+
+    import pandas as pd
+
+    from deployments.project import deploy, start_worker
+    from deployments.server import LocalServer, free_port, stop_process
+    from falconer_core.data import DEMO_CORPUS_PATH, DEMO_PLAN_PATH
+    from falconer_core.plan import Plan
+    from falconer_core.registry import Registry
+    from falconer_core.registry import tags as T
+    from falconer_core.settings import Settings
+
+    tweets = pd.read_csv(DEMO_CORPUS_PATH, dtype=str, keep_default_na=False)
+    (tmp_path / "before.csv").write_text(tweets.head(N_CHAMPION).to_csv(index=False))
+    (tmp_path / "after.csv").write_text(tweets.iloc[N_CHAMPION:N_CHAMPION + N_DRIFTED].to_csv(index=False))
+    drifted = {"path": str(tmp_path / "after.csv"), "id_column": "id", "name": "tweets-after"}
+    plan_hash = Plan.load(DEMO_PLAN_PATH).hash
+
+    server = LocalServer(port=free_port(), home=tmp_path / "prefect", ui=False)
+    env = server.client_env()
+    env.update(FALCONER_HOME=str(tmp_path / "falconer"), PREFECT_WORKER_QUERY_SECONDS="2")
+    monkeypatch.setenv("FALCONER_HOME", env["FALCONER_HOME"])
+    logs = [tmp_path / "server.log", tmp_path / "worker.log"]
+    started: list[subprocess.Popen] = []
+    try:
+        with logs[0].open("wb") as log:
+            started.append(server.start(log=log))
+        server.wait_ready(started[0], timeout=180)
+        assert DEPLOYMENT in deploy(env, [DEPLOYMENT])
+        with logs[1].open("wb") as log:
+            started.append(start_worker(env, log=log))
+
+        grown = _python(GROW_CHAMPION, {
+            "corpus": {"path": str(tmp_path / "before.csv"), "id_column": "id", "name": "tweets-before"},
+            "task": {"plan": str(DEMO_PLAN_PATH), "annotator": {"name": "gold"}, "base_model": str(tiny_encoder_path)},
+            "incubation": {**TINY_INCUBATION, "active": {"rounds": 1}},
+        }, env, timeout=400)
+        assert "REGISTERED falconer-metamodel/1 True" in grown, grown
+        registry = Registry.from_settings(Settings())
+        assert str(registry.champion_of("falconer-metamodel", plan_hash)) == "falconer-metamodel/1"
+
+        (deployment,) = _api(server, "POST", "/deployments/filter",
+                             {"deployments": {"name": {"any_": [DEPLOYMENT]}}})
+        since = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+
+        def drift_and_wait(retune: bool, runs_before: int) -> dict:
+            """Switch the deployment's `retune` as a user would in the UI, emit the drift of
+            version 1, and wait for the run the trigger starts to finish."""
+            _api(server, "PATCH", f"/deployments/{deployment['id']}", {"parameters": {
+                "retune": retune, "annotator": {"name": "gold"}, "incubation": TINY_INCUBATION}})
+            out = _python(EMIT, {"version": "falconer-metamodel/1", "plan_hash": plan_hash, "corpus": drifted,
+                                 "payload": {"psi": 0.42, "agreement_estimate": 0.71, "api_key": "sk-never"}},
+                          env, timeout=120)
+            event_id = out.split("EVENT", 1)[1].split()[0]
+            seen = _wait("the server to store the drift event", lambda: [
+                e for e in _api(server, "POST", "/events/filter", {"filter": {
+                    "event": {"name": [DRIFT_EVENT]}, "occurred": {"since": since}}})["events"]
+                if e["id"] == event_id], timeout=60, logs=logs)
+            assert seen[0]["resource"]["falconer.plan"] == plan_hash
+            assert "sk-never" not in str(seen[0]) and seen[0]["payload"]["figures"]["psi"] == 0.42
+
+            def finished() -> list[dict]:
+                runs = _api(server, "POST", "/flow_runs/filter",
+                            {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}, "sort": "EXPECTED_START_TIME_ASC"})
+                done = [r for r in runs if r["state"] and r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED")]
+                return runs if len(runs) > runs_before and len(done) == len(runs) else []
+
+            run = _wait("the triggered run to finish", finished, timeout=300, logs=logs)[-1]
+            assert run["created_by"]["type"] == "AUTOMATION", run["created_by"]  # started by the trigger
+            assert run["state"]["type"] == "COMPLETED", (run["state"], (tmp_path / "worker.log").read_text()[-4000:])
+            assert (run["parameters"]["model"], run["parameters"]["plan_hash"]) == ("falconer-metamodel/1", plan_hash)
+            assert run["parameters"]["corpus"]["path"] == drifted["path"] and run["parameters"]["retune"] is retune
+            return run
+
+        drift_and_wait(retune=False, runs_before=0)
+        assert [str(v) for v in registry.versions("falconer-metamodel")] == ["falconer-metamodel/1"]  # nothing tuned
+        assert str(registry.champion_of("falconer-metamodel", plan_hash)) == "falconer-metamodel/1"
+
+        drift_and_wait(retune=True, runs_before=1)
+        child = registry.champion_of("falconer-metamodel", plan_hash)
+        assert str(child) == "falconer-metamodel/2", registry.lookup.tags("falconer-metamodel/2")
+        assert registry.lookup.tags(child)[T.PARENT_VERSION] == "falconer-metamodel/1"  # re-tuned from the champion
+
+        # a late event for the version the champion has moved on from re-tunes nothing
+        drift_and_wait(retune=True, runs_before=2)
+        assert [str(v) for v in registry.versions("falconer-metamodel")] == ["falconer-metamodel/2", "falconer-metamodel/1"]
+        assert str(registry.champion_of("falconer-metamodel", plan_hash)) == "falconer-metamodel/2"
+    finally:
+        for process in reversed(started):
+            stop_process(process)
