@@ -70,7 +70,8 @@ def execute(
     report = None if calibration is None else report_cascade(
         run=run, model=source, plan=chosen, corpus=snapshot, settings=cascade, calibration=calibration,
     )
-    verdict = check_drift(run=run, model=source, plan=chosen, corpus=snapshot, settings=drift, cascade=cascade)
+    verdict = check_drift(run=run, model=source, plan=chosen, corpus=snapshot, settings=drift, cascade=cascade,
+                          source=corpus)
     return execution_result(
         run, summary=summary, results=results, reused=reused, store_path=str(Settings().store_path),
         runner=execution.runner, cascade=report, drift=verdict,
@@ -90,11 +91,12 @@ def choose_model(
 
 def check_drift(
     *, run: RunPlan, model: ModelSource, plan: Plan, corpus: CorpusSnapshot, settings: DriftSettings,
-    cascade: CascadeSettings | None,
+    cascade: CascadeSettings | None, source: CorpusSource,
 ) -> DriftVerdict | None:
     """The run's drift verdict (None when `settings.check` is off), kept with the run, on MLflow
     and as the run's `drift` artifact; a fired signal is audited by the cascade's LLM unless the
-    settings name another."""
+    settings name another. Declared drift is emitted as the `falconer.model.drift` event, on
+    which the `retune-on-drift` deployment's trigger re-tunes the task's champion from `source`."""
     if not settings.check:
         return None
     verdict = tasks.check_drift(
@@ -102,6 +104,9 @@ def check_drift(
         llm=cascade.llm if cascade is not None else None,
     )
     publish_drift(verdict)
+    if verdict.declared and verdict.version:
+        tasks.emit_drift_event(version=verdict.version, plan_hash=verdict.plan_hash,
+                               payload=verdict.model_dump(mode="json"), corpus=source)
     return verdict
 
 

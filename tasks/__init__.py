@@ -12,6 +12,7 @@ from tasks.annotation import annotate
 from tasks.cascade import audit, calibrate, record_cascade
 from tasks.corpus import snapshot
 from tasks.drift import check_drift
+from tasks.drift_events import emit_drift_event
 from tasks.evaluation import evaluate
 from tasks.execution import execute_shard, plan_run
 from tasks.planning import load_plan, make_plan
@@ -29,6 +30,7 @@ __all__ = [
     "audit",
     "calibrate",
     "check_drift",
+    "emit_drift_event",
     "commit_shard",
     "evaluate",
     "execute_shard",

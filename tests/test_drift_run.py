@@ -280,3 +280,29 @@ def test_falconer_execute_prints_the_drift_status_and_no_drift_skips_it(world, m
         assert store.run("cli-checked")["drift_status"] == SUSPECTED and store.run("cli-skipped")["drift_status"] is None
     wrong = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id", "--drift-llm", "gold"])
     assert wrong.exit_code == 2 and "--drift-llm" in wrong.stderr
+
+
+def test_the_execute_flow_emits_the_drift_event_only_when_drift_is_declared(world, prefect_harness, monkeypatch):
+    """The link from a run to the trigger: declared drift leaves `falconer.model.drift` for the
+    version and task, with the drifted corpus and the verdict's figures; "not confirmed" none."""
+    import tasks.drift_events as module
+    from falconer_core.drift.event import DRIFT_EVENT
+    from flows import execute
+
+    sent: list[dict] = []
+    monkeypatch.setattr(module, "emit_event", lambda **event: sent.append(event))
+    proxy = world["proxy"]
+    for agrees in (True, False):
+        answer = Annotator(lambda text, _i, agrees=agrees: proxy[text] if agrees else not proxy[text], lambda t, _: [])
+        with ScriptedLLMServer(handler=answer) as server:
+            llm = {"name": "openai", "base_url": server.url, "model": "test-model", "batch_size": 4}
+            result = execute(world["moved"], world["corpus"], drift=DriftSettings(audit_llm=llm, audit_size=10, gate=0.5),
+                             execution=ExecutionSettings(shard_size=5, run_id=f"flow-event-{agrees}"))
+        assert result.drift.declared is not agrees
+        assert len(sent) == (0 if agrees else 1)
+    (event,) = sent
+    assert event["event"] == DRIFT_EVENT
+    assert event["resource"]["falconer.model"] == world["moved"]
+    assert event["resource"]["falconer.plan"] == result.drift.plan_hash
+    assert event["payload"]["corpus"]["path"] == world["corpus"].path
+    assert event["payload"]["figures"]["status"] == DECLARED and event["payload"]["figures"]["audit"]["n_texts"] == 10
