@@ -81,7 +81,8 @@ def incubate(
     registered = tasks.register(
         checkpoint=checkpoint, annotations=annotations, evaluation=evaluation, corpus_id=corpus_id,
         gate=incubation.gate, model_name=name, incumbent=rival, incumbent_version=champion.version if champion else None,
-        ancestors=score_ancestors(earlier, model=checkpoint.source, model_name=name),
+        ancestors=score_ancestors([t for t in earlier if t.plan_hash != chosen.hash], model=checkpoint.source,
+                                  model_name=name),
     )
     return incubation_result(registered, grown, plan=chosen, corpus_id=corpus_id)
 

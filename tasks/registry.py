@@ -76,9 +76,10 @@ def register(
 
 @task(name="earlier-tasks", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=retry_transient)
 def earlier_tasks(parent: str, plan_hash: str) -> list[EarlierTask]:
-    """The tasks in `parent`'s lineage other than `plan_hash`, with their annotations and
-    held-out texts: what a re-tune replays and is gated on."""
-    found = read_earlier_tasks(Registry.from_settings(), parent, exclude_plans=[plan_hash])
+    """The tasks in `parent`'s lineage, with their annotations and held-out texts: what a re-tune
+    replays, and (all but `plan_hash`, the task being re-tuned) is gated on. The same task's
+    earlier set replays too: a re-tune on a drifted corpus keeps what the champion knew."""
+    found = read_earlier_tasks(Registry.from_settings(), parent)
     get_run_logger().info("earlier tasks of %s: %s", parent, [f"{t.version} ({t.plan_hash})" for t in found.tasks] or "none")
     if found.missing:
         get_run_logger().warning("no stored annotations for %s (registered before they were kept): their tasks are "

@@ -133,6 +133,29 @@ def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_
     assert alone.key == fine_tune_key(new.hash, start, off, holdout)
 
 
+def test_a_retune_of_the_same_task_replays_its_earlier_set_but_never_the_new_held_out_texts(
+    talks_task, tiny_encoder_path, tmp_path, monkeypatch
+):
+    """A drift re-tune: the same plan, a corpus overlapping the earlier one. The earlier set
+    replays (the child keeps what the champion knew) except the texts the new version is scored on."""
+    seen: list[list] = []
+
+    def spy(self, examples, settings=None, **kwargs):
+        seen.append(list(kwargs.get("replay", ())))
+        return TrainingSummary(n_train=len(examples), n_dev=0)
+
+    monkeypatch.setattr(Metamodel, "fine_tune", spy)
+    again = _annotated(tk.TALKS, 40)  # the same texts, annotated again
+    training = TrainingSettings(progress=False, unlabeled=False)
+    done = fine_tune_checkpoint(again, ModelSource.base(str(tiny_encoder_path)), training,
+                                HoldoutSettings(fraction=0.25, min_heldout=2), tmp_path, earlier=[talks_task])
+    held = {again.text_of()[i] for i in done.heldout_ids}
+    replayed = {e.text for e in seen[0]}
+    assert held and replayed and not replayed & held
+    earlier_train = {talks_task.annotations.text_of()[i] for i in talks_task.train_ids}
+    assert replayed == earlier_train - held
+
+
 # ---------------------------------------------------------------------------------------------
 # the gate over every task, and one model serving many
 # ---------------------------------------------------------------------------------------------

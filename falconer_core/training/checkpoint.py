@@ -97,7 +97,8 @@ def fine_tune_checkpoint(
         held = set(heldout_ids)
         train_ids = [i for i in annotations.ids if i not in held]
     examples = flatten(step_examples(annotations, train_ids))
-    replayed, counts = replay_examples(earlier or (), training)
+    text_of = annotations.text_of()
+    replayed, counts = replay_examples(earlier or (), training, never={text_of[i] for i in heldout_ids})
     unlabeled = None
     if corpus is not None and training.unlabeled:
         unlabeled = unannotated_texts(corpus, annotations.ids, training.max_unlabeled, training.seed) or None

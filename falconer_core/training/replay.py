@@ -17,7 +17,7 @@ of the new task, so the checkpoint's content key (`replay_key`) names what was r
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,13 +57,17 @@ def replay_key(earlier: Sequence[EarlierTask]) -> str | None:
 
 
 def replay_examples(
-    earlier: Sequence[EarlierTask], training: TrainingSettings
+    earlier: Sequence[EarlierTask], training: TrainingSettings, never: Collection[str] = ()
 ) -> tuple[list[Example], dict[str, int]]:
     """The replay pool and how many examples came from each task (by plan hash): `sample_replay`
-    over the examples of each task's texts that were not held out."""
+    over the examples of each task's texts that were not held out, nor among `never` (the new
+    task's held-out texts: a re-tune of the same task on an overlapping corpus must not train on
+    what it is scored on)."""
     pools: dict[str, list[Example]] = {}
+    excluded = set(never)
     for task in sorted(earlier, key=lambda t: (t.plan_hash, t.annotations.hash)):
-        pools.setdefault(task.plan_hash, []).extend(flatten(step_examples(task.annotations, task.train_ids)))
+        examples = flatten(step_examples(task.annotations, task.train_ids))
+        pools.setdefault(task.plan_hash, []).extend(e for e in examples if e.text not in excluded)
     return sample_replay(pools, training)
 
 
