@@ -173,7 +173,7 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
             print(f"  seed {seed} {task.name} ({mode}): right after {out[task.name][f'{mode}_after']}", flush=True)
         for task in tasks:
             out[task.name][f"{mode}_final"] = f1_with_interval(task.counts(model))
-    for k, task in enumerate(tasks[1:], 1):
+    for k, task in enumerate(tasks[1:] if args.transfer_size else [], 1):  # --transfer-size 0: skipped
         few = task.examples(args.transfer_size)
         from_sequence = Metamodel.load(folder / f"after-{k - 1}")
         train(from_sequence, few, settings)
@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="most epochs per fine-tune (default: early stopping)")
     parser.add_argument("--tasks", nargs="+", default=["genes", "persons", "spam", "demo"],
                         help="the sequence, in order (genes persons spam demo)")
-    parser.add_argument("--transfer-size", type=int, default=64, help="annotations for forward transfer")
+    parser.add_argument("--transfer-size", type=int, default=64, help="annotations for forward transfer (0: skip it)")
     parser.add_argument("--replay-cap", type=int, default=TrainingSettings().replay_cap)
     parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
     parser.add_argument("--baseline-seeds", type=int, nargs="*", default=None,
