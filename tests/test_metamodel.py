@@ -427,6 +427,29 @@ def test_open_metamodel_keeps_one_instance_per_source_and_precision(tiny_encoder
     assert open_metamodel(source, fresh=True, precision="int8") is not int8
 
 
+def test_fp32_and_bf16_of_one_source_share_one_load(tiny_encoder_path, monkeypatch):
+    """A run in bf16 whose drift check measures in fp32 loads the checkpoint once."""
+    from falconer_core.metamodel import precision as P
+    from falconer_core.metamodel import source as S
+    from falconer_core.metamodel.source import LOADS, open_metamodel
+
+    monkeypatch.setattr(P, "detect_capabilities", lambda: P.Capabilities(
+        cuda=False, cpu_capability="AVX512", cpu_flags=frozenset({"avx512_bf16"}), cpu_model="EPYC"))
+    monkeypatch.setattr(S, "_OPEN", {})  # nothing opened by other tests
+    source = ModelSource.base(str(tiny_encoder_path))
+    bf16 = open_metamodel(source, precision="bf16")
+    loads = LOADS[source.identity]
+    fp32 = open_metamodel(source)
+    assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    assert fp32.model is bf16.model and LOADS[source.identity] == loads  # shared weights, no second load
+    assert open_metamodel(source) is fp32
+    probs = fp32.span_word_probs(TEXTS, "Extract the names.", progress=False)
+    alone = Metamodel.from_base(str(tiny_encoder_path)).span_word_probs(TEXTS, "Extract the names.", progress=False)
+    assert all(np.allclose(probs[i][1], alone[i][1], atol=1e-5) for i in probs)  # fp32 answers, not bf16 ones
+    int8 = open_metamodel(source, precision="int8")
+    assert int8.model is not bf16.model  # int8 has weights of its own
+
+
 def _rare_positive_examples(n: int, positives: int) -> list[SpanExample]:
     out = []
     for i in range(n):

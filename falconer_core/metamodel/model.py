@@ -176,6 +176,16 @@ class Metamodel:
             copy.deepcopy(self.model), self.tokenizer, copy.deepcopy(self.config), device, shape, precision
         )
 
+    def sharing(self, precision: PrecisionChoice) -> Metamodel:
+        """This model's weights, run at another precision, without a copy: for inference only
+        (training either would change both). fp32 and bf16 share fp32 weights (bf16 runs them
+        under autocast), so a process that executes in bf16 measures drift in fp32 for free."""
+        self._require_full_weights(f"run it at {precision}")
+        view = type(self)(self.model, self.tokenizer, self.config, str(self.device), self.shape_embedding, precision)
+        if view.precision == "int8":
+            raise ModelError("an int8 model cannot share weights with an fp32 one; use with_precision")
+        return view
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights, tokenizer and `falconer.json` (prompt format, label scheme, history)."""
         self._require_full_weights("save it")
