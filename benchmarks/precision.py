@@ -19,7 +19,7 @@ from pathlib import Path
 import common  # noqa: F401  (sets the offline environment)
 import torch
 from common import RESULTS, save, subset
-from throughput import cpu_features, full_path, matmul_ceiling, rates, raw_forward, runnable_precisions
+from throughput import cpu_features, full_path, matmul_ceiling, rates, raw_forward, runnable_precisions, use_clock
 
 from falconer_core.evaluation import exact_span_prf, word_f1
 from falconer_core.metamodel import Metamodel
@@ -87,7 +87,10 @@ def main() -> None:
     parser.add_argument("--speed-size", type=int, default=0, help="time the first N test sentences (0 = all)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed passes")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall seconds, or this process's CPU seconds (fair on a shared machine)")
     args = parser.parse_args()
+    use_clock(args.clock)
 
     features = cpu_features()
     print(f"CPU: {features['cpu']}: {features['summary']} ({' '.join(features['flags'])}); "
