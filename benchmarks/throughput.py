@@ -103,10 +103,11 @@ def raw_forward(model: Metamodel, texts: list[str], instruction: str, batch_size
     batches = [collate(windows[i : i + batch_size], model.tokenizer.pad_token_id, model.device) for i in range(0, len(windows), batch_size)]
     tokens = sum(len(w.input_ids) for w in windows)
     with torch.inference_mode(), autocast(model.precision, model.device):  # no casing features, no decoding
-        model.model(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
+        encoder = model._inference_weights()[0]  # the weights get_span runs (bf16 copies in bf16 on a CPU)
+        encoder(input_ids=batches[0]["input_ids"], attention_mask=batches[0]["attention_mask"])
         started = clock()
         for batch in batches:
-            model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.cpu()
+            encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.cpu()
         return clock() - started, tokens
 
 
