@@ -146,13 +146,27 @@ def train(model: Metamodel, examples: list[Example], settings: TrainingSettings,
             "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows}
 
 
+def specialists_from(path: Path | None, seed: int) -> dict[str, dict]:
+    """Specialist F1s of `seed` from an earlier results file: they do not depend on replay, so a
+    re-run of the sequences need not train them again (the file is named in the results)."""
+    if path is None:
+        return {}
+    found = json.loads(Path(path).read_text())
+    runs = dict(zip(found["seeds"], found["runs"]))
+    return {task: row["specialist"] for task, row in runs.get(seed, {}).items() if "specialist" in row}
+
+
 def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path) -> dict:
     """Specialists, the two sequences (with and without replay), and forward transfer, for one seed."""
     tasks = [make_task(n, args.size, args.test_size, seed) for n in names]
     settings = TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
                                 replay_share=args.replay_share)
     out: dict[str, dict] = {t.name: {} for t in tasks}
+    earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
+        if task.name in earlier:  # the same seed's specialist, measured by an earlier run
+            out[task.name]["specialist"] = earlier[task.name]
+            continue
         specialist = Metamodel.from_base(seed=seed)
         out[task.name]["specialist_cost"] = train(specialist, task.examples(), settings)
         out[task.name]["specialist"] = f1_with_interval(task.counts(specialist))
@@ -246,6 +260,8 @@ def main() -> None:
                         help="seeds that also run the sequence without replay (default: every seed)")
     parser.add_argument("--save-specialists", default=None, metavar="DIR",
                         help="save the genes and persons specialists as precision.py's checkpoints")
+    parser.add_argument("--specialists-from", type=Path, default=None, metavar="JSON",
+                        help="take each seed's specialist F1s from this earlier results file instead of training them")
     parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
     parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
                         help="print one table from earlier results files (e.g. one per seed) and run nothing")
@@ -271,7 +287,7 @@ def main() -> None:
           f"T64 = forward transfer at {args.transfer_size})")
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
-                              "epochs": args.epochs, "replay_cap": args.replay_cap, "replay_share": args.replay_share,
+                              "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 
