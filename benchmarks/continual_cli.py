@@ -61,16 +61,19 @@ def write_plan(path: Path, step: str, instruction: str) -> None:
 
 
 def falconer(*args: str, folder: Path, name: str) -> str:
-    """Run one CLI command; its whole output goes to folder/name.log and is returned."""
+    """Run one CLI command; its output goes to folder/name.log as it runs (follow it with tail -f)
+    and is returned."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
            "COLUMNS": "250", "NO_COLOR": "1"}
     log(f"falconer {' '.join(args)}")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "falconer_cli.main", *args], env=env, capture_output=True, text=True)
+    path = folder / f"{name}.log"
+    log(f"  output: {path}")
+    with path.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "falconer_cli.main", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
-    text = done.stdout + done.stderr
-    (folder / f"{name}.log").write_text(text)
-    log(f"  exit {done.returncode} after {seconds:.0f} s (output: {folder / (name + '.log')})")
+    text = path.read_text()
+    log(f"  exit {done.returncode} after {seconds:.0f} s")
     if done.returncode != 0:
         print(text[-4000:], file=sys.stderr)
         raise SystemExit(f"`falconer {args[0]}` failed (exit {done.returncode})")
