@@ -165,6 +165,20 @@ def main() -> None:
 
     version_a = mine("genes", "mine-A")
     log(f"A = {version_a}")
+    def execute_by_plan(task: str) -> str | None:
+        """`falconer execute NAME --plan P` on a few test texts: the version that ran task P."""
+        few = folder / f"{task}-few.jsonl"
+        few.write_text("".join(tests[task].read_text().splitlines(keepends=True)[:20]))
+        try:
+            out = falconer("execute", MODEL, "--plan", str(plans[task]), "--corpus", str(few), "--id-column", "id",
+                           "--records", "0", folder=home, name=f"execute-{task}")
+        except SystemExit as err:  # e.g. the task has no champion: say so, keep the figures
+            log(f"  {err}")
+            return None
+        found = re.findall(r"^MLflow\s+model (\S+)", out, re.M)
+        log(f"  `execute {MODEL} --plan {task}` ran {found[-1] if found else '?'}")
+        return found[-1] if found else None
+
     scores: dict[str, dict] = {"A_genes": evaluate(version_a, "genes", "evaluate-A-genes")}
     version_b = mine("persons", "mine-B", "--parent", version_a)
     log(f"B = {version_b} (parent {version_a}, replay on)")
@@ -175,6 +189,7 @@ def main() -> None:
     hashes = {task: _plan_hash(plans[task]) for task in TASKS}
     b_number = version_b.rsplit("/", 1)[1]
     champion_of = {task: str(aliases.get(f"champion-{h}")) == b_number for task, h in hashes.items()}
+    served = {task: execute_by_plan(task) for task in TASKS}
 
     result: dict = {
         "settings": {**vars(args), "corpus_size": n, "sample_fraction": fraction, "annotated": annotated,
@@ -186,6 +201,7 @@ def main() -> None:
         "plan_hashes": hashes,
         "aliases": aliases,
         "B_champion_of": champion_of,
+        "execute_by_plan_ran": served,
         "lineage_B": lineage,
     }
     result["seconds"], result["mined"] = timings, mined
@@ -213,6 +229,7 @@ def main() -> None:
           + (f"; without replay {result['kept_no_replay']}" if args.no_replay_too else ""))
     print("B champion of: " + ", ".join(f"{task} {'yes' if ok else 'no'}" for task, ok in champion_of.items())
           + f"; aliases {aliases}")
+    print("`falconer execute " + MODEL + " --plan P` ran: " + ", ".join(f"{task} {v}" for task, v in served.items()))
     print(f"saved {save(args.out, result)}")
 
 
