@@ -218,13 +218,13 @@ def main() -> None:
     print(f"CPU: {result['cpu']['cpu']} ({result['cpu']['summary']}); {annotated} annotations a task of {n:,} "
           f"sentences; self-training {'off (--no-unlabeled)' if args.no_unlabeled else 'on (default)'}; "
           f"test {args.test_size} texts a task (seed {TEST_SEED})")
-    print(f"{'version':<32}{'genes F1 [95%]':<24}{'persons F1 [95%]':<24}mine s")
+    print(f"{'version':<40}{'genes F1 [95%]':<24}{'persons F1 [95%]':<24}mine s")
     rows = [("A " + version_a, "A_genes", None, "mine-A"), ("B " + version_b + " (replay)", "B_genes", "B_persons", "mine-B")]
     if args.no_replay_too:
         rows.append(("B' " + result["versions"]["B_no_replay"] + " (no replay)", "B_no_replay_genes",
                      "B_no_replay_persons", "mine-B-no-replay"))
     for label, genes, persons, mined in rows:
-        print(f"{label:<32}{_cell(scores.get(genes)):<24}{_cell(scores.get(persons)):<24}{timings[mined]:.0f}")
+        print(f"{label:<40}{_cell(scores.get(genes)):<24}{_cell(scores.get(persons)):<24}{timings[mined]:.0f}")
     print(f"kept (B genes / A genes): {result['kept']}  (acceptance >= 0.97)"
           + (f"; without replay {result['kept_no_replay']}" if args.no_replay_too else ""))
     print("B champion of: " + ", ".join(f"{task} {'yes' if ok else 'no'}" for task, ok in champion_of.items())
