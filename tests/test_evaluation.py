@@ -183,6 +183,17 @@ def test_score_texts_per_step_and_end_to_end(talks):
     assert mute.end_to_end.f1 == pytest.approx(4 / 7)
 
 
+def test_a_plan_without_a_filter_gives_no_free_filter_facts():
+    # every text passes a plan with no filter: a verdict nobody made is no fact, so a model that
+    # finds nothing scores 0 end to end, not a true positive per text
+    plan = Plan.from_dict({"steps": [{"name": "speaker", "op": "span", "instruction": "Extract the speaker's name"}],
+                           "outputs": ["speaker"]})
+    annotations = annotate_sample(plan, ["a", "b", "c"], tk.TEXTS, tk.RuleRunner(), annotator="rules")
+    mute = score_texts(Mute(), annotations)
+    assert mute.end_to_end.f1 == 0.0 and mute.end_to_end.recall == 0.0
+    assert score_texts(tk.RuleRunner(), annotations).end_to_end.f1 == 1.0
+
+
 def test_a_filter_error_reaches_only_the_end_to_end_score(talks):
     sceptic = score_texts(Sceptic(), talks)
     steps = {s.step: s for s in sceptic.scores}

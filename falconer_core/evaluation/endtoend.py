@@ -6,7 +6,9 @@ both sides run the whole plan and their output rows (`execution.output_rows`) ar
 sets of facts per text: "this text passes the filter", "this label field holds" (per span for
 per-span steps), and "this word is in this span field". A text the proxy wrongly filters out
 loses every fact the annotator found in it; one it wrongly lets in adds every fact it extracts.
-Micro precision/recall/F1 over those facts is the end-to-end score.
+Micro precision/recall/F1 over those facts is the end-to-end score. A plan without a filter
+decides nothing about which texts pass, so its verdicts are no facts: counted, they would give a
+model that finds nothing a free true positive on every text.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def end_to_end_counts(
 ) -> dict[str, list[int]]:
     """Per text id: [tp, fp, fn, 0] of the predicted output facts against the reference's.
     Both record lists must hold every text (`execute_plan(..., include_failed=True)`)."""
-    theirs = _facts(output_rows(list(reference), plan, "reference"), texts)
-    mine = _facts(output_rows(list(predicted), plan, "predicted"), texts)
+    filtered = plan.filter is not None
+    theirs = _facts(output_rows(list(reference), plan, "reference"), texts, filtered=filtered)
+    mine = _facts(output_rows(list(predicted), plan, "predicted"), texts, filtered=filtered)
     counts = {}
     for text_id in texts:
         a, b = mine.get(text_id, set()), theirs.get(text_id, set())
@@ -40,15 +43,16 @@ def end_to_end_counts(
     return counts
 
 
-def _facts(rows: pd.DataFrame, texts: dict[str, str]) -> dict[str, set[tuple[Any, ...]]]:
-    """Output rows as facts per text: the filter verdict, true labels, and covered words."""
+def _facts(rows: pd.DataFrame, texts: dict[str, str], *, filtered: bool) -> dict[str, set[tuple[Any, ...]]]:
+    """Output rows as facts per text: the filter verdict (when the plan has a filter), true
+    labels, and covered words."""
     facts: dict[str, set[tuple[Any, ...]]] = {}
     words: dict[str, list[tuple[int, int]]] = {}
     for row in rows.itertuples(index=False):
         text_id = str(row.text_id)
         found = facts.setdefault(text_id, set())
         if row.field == FILTER_FIELD:
-            if _is_bool(row.value) and row.value:
+            if filtered and _is_bool(row.value) and row.value:
                 found.add((FILTER_FIELD,))
         elif _is_bool(row.value):
             if row.value:
