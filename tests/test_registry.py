@@ -313,6 +313,7 @@ def test_two_tasks_keep_two_champions(registry, checkpoint):
     assert registry.champion_of("tweets", "no-such-task") is None
     assert registry.champion_of("no-such-model", PLAN.hash) is None
     assert registry.resolve("tweets").version == 2
+    assert registry.resolve("tweets@champion").version == 1  # one task each: `champion` stays where it was
 
 
 def _scored(runner, n=40):

@@ -74,8 +74,10 @@ class Aliases:
         return decision
 
     def refresh_champion(self, model_name: str) -> ModelVersionRef | None:
-        """Point `champion` at the version that is champion of the most tasks (the newest on a
-        tie): the one model that serves most of what this name was taught."""
+        """Point `champion` at the version that is champion of the most tasks: the one model
+        that serves most of what this name was taught. On a tie it stays where it was (a child
+        that won one task and forgot another must not take it from a model serving both), else
+        goes to the newest."""
         aliases = dict(self.client.get_registered_model(model_name).aliases or {})
         counts: dict[int, int] = {}
         for alias, version in aliases.items():
@@ -83,7 +85,9 @@ class Aliases:
                 counts[int(version)] = counts.get(int(version), 0) + 1
         if not counts:
             return None
-        best = max(counts, key=lambda v: (counts[v], v))
+        leaders = [v for v, n in counts.items() if n == max(counts.values())]
+        current = int(aliases[CHAMPION]) if CHAMPION in aliases else None
+        best = current if current in leaders else max(leaders)
         if aliases.get(CHAMPION) != str(best):
             self.client.set_registered_model_alias(model_name, CHAMPION, str(best))
         return self.lookup.resolve(f"{model_name}/{best}")
