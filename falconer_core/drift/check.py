@@ -166,13 +166,16 @@ def audit_sample(
     from falconer_core.cascade.audit import audit_agreement
     from falconer_core.execution import execute_plan
     from falconer_core.execution.outputs import output_rows
+    from falconer_core.store.schemas import value_text
 
     picked = sample_positions(len(texts), settings.audit_size, settings.seed, salt="drift-audit")
     ids, chosen = [str(i) for i in picked], [texts[i] for i in picked]
     proxy = execute_plan(plan, chosen, runner, ids, include_failed=True)
     answered = execute_plan(plan, chosen, auditor.annotator, ids, include_failed=True)
-    found = audit_agreement(plan, chosen, output_rows(proxy, plan, model_version), answered,
-                            usage=getattr(auditor.client, "usage", None))
+    # as the store keeps them (bools as "true"/"false"): the rows `audit_agreement` reads
+    stored = output_rows(proxy, plan, model_version)
+    stored["value"] = stored["value"].map(value_text)
+    found = audit_agreement(plan, chosen, stored, answered, usage=getattr(auditor.client, "usage", None))
     return DriftAudit(n_texts=found.n_texts, agreement=found.agreement, low=found.low, high=found.high, floor=floor,
                       reference_agreement=reference, llm=auditor.identity, usage=found.usage)
 
