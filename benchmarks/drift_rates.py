@@ -252,8 +252,8 @@ def main() -> None:
         print(f"{kind:<14} {s['fired']:>3}/{s['corpora']:<2} {s['declared']:>6}/{s['corpora']:<2} "
               f"{s['true_filter_agreement']:>10.3f} {s['estimated_filter_agreement']:>10.3f} {s['filter_estimate_mae']:>9.3f} "
               f"{s['filter_estimate_max_error']:>8.3f} {s['span_estimate_mae'] or 0:>9.3f} {s['audit_texts_per_corpus']:>12.1f}")
-    print("\nLLM texts per drift (audit + retune-on-drift re-annotation, fraction 0.05, floor 100, cap 2000) "
-          "vs re-mining the corpus")
+    print("\nLLM texts per declared drift (audit + the retune-on-drift re-annotation budget: fraction 0.05, floor 100, "
+          "cap 2000; its active rounds may stop before spending it) vs re-mining the corpus")
     for c in costs:
         print(f"  corpus {c['corpus']:>7,}: audit {c['audit']} + re-annotation {c['reannotation']:,} = {c['loop']:,} "
               f"vs {c['re_mine']:,} ({c['ratio']:.1%})")
