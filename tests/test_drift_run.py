@@ -67,6 +67,38 @@ def test_a_plan_without_a_filter_is_audited_on_its_label_steps():
     assert audited_plan(Plan.from_dict({"steps": steps[2:]})) is None  # spans only: nothing to compare
 
 
+class _Says:
+    """A runner that finds a place in exactly the texts it is given, and no people."""
+
+    def __init__(self, yes) -> None:
+        self.yes = set(yes)
+
+    def get_label(self, texts, instruction):
+        from falconer_core.types import LabelResult
+
+        return [LabelResult(t in self.yes, 1.0) for t in texts]
+
+    def get_span(self, texts, instruction):
+        return [[] for _ in texts]
+
+
+def test_the_audit_counts_the_texts_where_the_proxy_and_the_auditor_agree_both_ways():
+    from falconer_core.data import demo_plan
+    from falconer_core.drift.check import Auditor, audit_sample
+
+    texts = [f"tweet {i}" for i in range(10)]
+    proxy, settings = _Says(texts[:6]), DriftSettings(audit_size=10)
+
+    def audit(yes):
+        return audit_sample(demo_plan(), texts, proxy, Auditor(annotator=_Says(yes), identity="stand-in"), settings,
+                            0.75, 0.8, model_version="m")
+
+    same = audit(texts[:6])  # agreeing on 6 passes and 4 rejections
+    assert (same.n_texts, same.agreement, same.high, same.llm, same.floor) == (10, 1.0, 1.0, "stand-in", 0.75)
+    assert audit(texts[:3]).agreement == 0.7  # the proxy's 3 extra passes disagree
+    assert audit(texts[4:]).agreement == 0.2  # 2 passes in common, no rejection in common
+
+
 # ----------------------------------------------------------------------------- store and CLI
 def _verdict(run_id: str, status: str = DECLARED) -> DriftVerdict:
     import numpy as np

@@ -14,6 +14,8 @@ Clopper-Pearson interval; a plan without a filter is audited on its label steps,
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +77,50 @@ def check_drift(
     if reference.plan_hash != plan.hash:
         return DriftVerdict(**base, status=NO_REFERENCE, declared=False,
                             reason=f"the version's drift reference was measured for another plan ({reference.plan_hash})")
-    # the uncertain bands are the reference's: its band shares were counted with them
-    settings = settings.model_copy(update={"label_band": reference.settings.label_band,
-                                           "span_band": reference.settings.span_band})
     positions = sample_positions(corpus.n_texts, settings.sample, settings.seed)
     texts = corpus.rows_at(positions)["text"].tolist()
     from falconer_core.metamodel.source import open_metamodel
 
-    runner = open_metamodel(model)
+    chosen = configured_llm(settings.audit_llm or llm)
+
+    def auditor(audited: Plan) -> Auditor:
+        return llm_auditor(chosen, audited, cache_dir=cache_dir)  # type: ignore[arg-type]
+
+    return check_texts(run_id=run_id, version=version, model_version=version or model.path,
+                       runner=open_metamodel(model), plan=plan, texts=texts, reference=reference,
+                       settings=settings, auditor=auditor if chosen is not None else None)
+
+
+@dataclass(frozen=True)
+class Auditor:
+    """Who labels a fired signal's audit sample: a runner that answers the plan as the LLM
+    does (`build_annotator`), its identity for the verdict, and the client whose usage the
+    audit reports (None: no usage)."""
+
+    annotator: Any
+    identity: str
+    client: Any = None
+
+
+def llm_auditor(choice: AnnotatorChoice, plan: Plan, *, cache_dir: Path | None = None) -> Auditor:
+    """The LLM annotator of `choice` answering `plan`."""
+    from falconer_core.annotators import build_annotator
+
+    annotator, client = build_annotator(choice, plan, None, cache_dir=cache_dir)
+    return Auditor(annotator=annotator, identity=choice.llm.identity(), client=client)  # type: ignore[union-attr]
+
+
+def check_texts(
+    *, run_id: str, version: str | None, model_version: str, runner: Any, plan: Plan, texts: list[str],
+    reference: DriftReference, settings: DriftSettings, auditor: Callable[[Plan], Auditor] | None,
+) -> DriftVerdict:
+    """The drift verdict of the proxy `runner` on the drawn `texts` against `reference` (made for
+    `plan`): the signals, then, when one fires and an `auditor` is given (built, for the plan
+    the audit compares, only then), the audit and the declare rule."""
+    base = {"run_id": run_id, "version": version, "plan_hash": plan.hash}
+    # the uncertain bands are the reference's: its band shares were counted with them
+    settings = settings.model_copy(update={"label_band": reference.settings.label_band,
+                                           "span_band": reference.settings.span_band})
     measured, _ = measure_confidences(runner, plan, texts)
     report = drift_report(reference, measured, settings)
     verdict = DriftVerdict(**base, status=NO_DRIFT, declared=False, report=report,
@@ -90,15 +128,14 @@ def check_drift(
     if not report.drift:
         return verdict
     shifted = ", ".join(s.step for s in report.steps if s.shifted)
-    auditor, audited = configured_llm(settings.audit_llm or llm), audited_plan(plan)
+    audited = audited_plan(plan)
     if auditor is None or not settings.audit_size or audited is None:
         why = "no LLM configured to audit it" if audited is not None else "the plan has no label step to audit"
         return verdict.model_copy(update={"status": SUSPECTED, "reason": (
             f"the confidences of {shifted} moved (KS p < {report.threshold:.3g}); {why}")})
     known = reference_agreement(reference, plan)
     floor = agreement_floor(settings.gate, known, settings.max_drop)
-    audit = audit_sample(audited, texts, runner, auditor, settings, floor, known,
-                         model_version=version or model.path, cache_dir=cache_dir)
+    audit = audit_sample(audited, texts, runner, auditor(audited), settings, floor, known, model_version=model_version)
     declared = declare(audit.high, floor)
     bound = f"[{audit.low:.3f}, {audit.high:.3f}]"
     reason = (f"the confidences of {shifted} moved and the LLM agrees on {audit.agreement:.3f} {bound} of "
@@ -121,25 +158,27 @@ def audited_plan(plan: Plan) -> Plan | None:
 
 
 def audit_sample(
-    plan: Plan, texts: list[str], runner: Any, llm: AnnotatorChoice, settings: DriftSettings,
-    floor: float | None, reference: float | None, *, model_version: str, cache_dir: Path | None = None,
+    plan: Plan, texts: list[str], runner: Any, auditor: Auditor, settings: DriftSettings,
+    floor: float | None, reference: float | None, *, model_version: str,
 ) -> DriftAudit:
-    """The LLM labels a seeded draw of the drift sample; its filter verdicts are compared with
-    the proxy's (`runner`) on the same texts (the cascade audit's `audit_agreement`)."""
-    from falconer_core.annotators import build_annotator
+    """The auditor labels a seeded draw of the drift sample; its filter verdicts are compared
+    with the proxy's (`runner`) on the same texts (the cascade audit's `audit_agreement`)."""
     from falconer_core.cascade.audit import audit_agreement
     from falconer_core.execution import execute_plan
     from falconer_core.execution.outputs import output_rows
+    from falconer_core.store.schemas import value_text
 
     picked = sample_positions(len(texts), settings.audit_size, settings.seed, salt="drift-audit")
     ids, chosen = [str(i) for i in picked], [texts[i] for i in picked]
     proxy = execute_plan(plan, chosen, runner, ids, include_failed=True)
-    annotator, client = build_annotator(llm, plan, None, cache_dir=cache_dir)
-    answered = execute_plan(plan, chosen, annotator, ids, include_failed=True)
-    found = audit_agreement(plan, chosen, output_rows(proxy, plan, model_version), answered,
-                            usage=getattr(client, "usage", None))
+    answered = execute_plan(plan, chosen, auditor.annotator, ids, include_failed=True)
+    # as the store keeps them (bools as "true"/"false"): the rows `audit_agreement` reads
+    stored = output_rows(proxy, plan, model_version)
+    stored["value"] = stored["value"].map(value_text)
+    found = audit_agreement(plan, chosen, stored, answered, usage=getattr(auditor.client, "usage", None))
     return DriftAudit(n_texts=found.n_texts, agreement=found.agreement, low=found.low, high=found.high, floor=floor,
-                      reference_agreement=reference, llm=llm.llm.identity(), usage=found.usage)
+                      reference_agreement=reference, llm=auditor.identity, usage=found.usage)
 
 
-__all__ = ["audit_sample", "audited_plan", "check_drift", "configured_llm", "reference_agreement", "sample_positions"]
+__all__ = ["Auditor", "audit_sample", "audited_plan", "check_drift", "check_texts", "configured_llm", "llm_auditor",
+           "reference_agreement", "sample_positions"]
