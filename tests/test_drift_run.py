@@ -19,6 +19,7 @@ from falconer_core.drift.verdict import (
     NO_REFERENCE,
     NOT_CONFIRMED,
     SUSPECTED,
+    TOO_FEW,
     DriftVerdict,
     agreement_floor,
     declare,
@@ -207,14 +208,15 @@ def _drift_metrics(registry, run_id: str) -> dict[str, float]:
 def _in_process(model: str, corpus, run_id: str, **drift):
     from falconer_core.execution.inprocess import execute_in_process
 
-    return execute_in_process(model=model, corpus=corpus, plan=None, drift=DriftSettings(**drift),
+    return execute_in_process(model=model, corpus=corpus, plan=None, drift=DriftSettings(**{"min_texts": 1, **drift}),
                               execution=ExecutionSettings(shard_size=5, run_id=run_id, reuse=False))
 
 
 def test_the_execute_flow_and_the_small_job_path_record_the_same_drift_figures(world, prefect_harness):
     from flows import execute
 
-    state = execute(world["same"], world["corpus"], execution=ExecutionSettings(shard_size=5, run_id="flow-same"),
+    state = execute(world["same"], world["corpus"], drift=DriftSettings(min_texts=1),
+                    execution=ExecutionSettings(shard_size=5, run_id="flow-same"),
                     return_state=True)
     by_flow = state.result()
     here = _in_process(world["same"], world["corpus"], "here-same")
@@ -303,13 +305,13 @@ def test_falconer_execute_prints_the_drift_status_and_no_drift_skips_it(world, m
     checked = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id",
                                        "--run-id", "cli-checked"])
     assert checked.exit_code == 0, (checked.output, checked.exception)
-    assert SUSPECTED in checked.stdout
+    assert TOO_FEW in checked.stdout  # 12 texts: below drift.min_texts, not worth a check on a small job
     skipped = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id",
                                        "--run-id", "cli-skipped", "--no-drift"])
     assert skipped.exit_code == 0, (skipped.output, skipped.exception)
     assert "drift" not in skipped.stdout
     with Store() as store:
-        assert store.run("cli-checked")["drift_status"] == SUSPECTED and store.run("cli-skipped")["drift_status"] is None
+        assert store.run("cli-checked")["drift_status"] == TOO_FEW and store.run("cli-skipped")["drift_status"] is None
     wrong = CliRunner().invoke(app, ["execute", world["moved"], "--corpus", path, "--id-column", "id", "--drift-llm", "gold"])
     assert wrong.exit_code == 2 and "--drift-llm" in wrong.stderr
 
@@ -328,7 +330,7 @@ def test_the_execute_flow_emits_the_drift_event_only_when_drift_is_declared(worl
         answer = Annotator(lambda text, _i, agrees=agrees: proxy[text] if agrees else not proxy[text], lambda t, _: [])
         with ScriptedLLMServer(handler=answer) as server:
             llm = {"name": "openai", "base_url": server.url, "model": "test-model", "batch_size": 4}
-            result = execute(world["moved"], world["corpus"], drift=DriftSettings(audit_llm=llm, audit_size=10, gate=0.5),
+            result = execute(world["moved"], world["corpus"], drift=DriftSettings(audit_llm=llm, audit_size=10, gate=0.5, min_texts=1),
                              execution=ExecutionSettings(shard_size=5, run_id=f"flow-event-{agrees}"))
         assert result.drift.declared is not agrees
         assert len(sent) == (0 if agrees else 1)

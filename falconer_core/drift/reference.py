@@ -37,6 +37,10 @@ class DriftSettings(BaseModel):
                                            "(each step's KS test runs at alpha / steps: Bonferroni).")
     sample: int = Field(2000, description="Corpus texts a drift check runs the model on (a seeded draw).")
     seed: int = 0
+    min_texts: int = Field(
+        100, ge=1, description="A corpus with fewer texts is not checked (status 'too few texts'): a KS test on a "
+                               "few dozen texts sees only drastic shifts, and the check would cost a small job "
+                               "more than its run.")
     check: bool = Field(True, description="Measure the drift signals after every execute (a seeded draw of "
                                           "`sample` texts the model runs on once more).")
     audit_size: int = Field(100, ge=0, description="When a signal fires and an LLM is configured: texts of the "

@@ -8,7 +8,7 @@ from falconer_core.annotators.choice import AnnotatorChoice
 from falconer_core.corpus import CorpusSnapshot
 from falconer_core.drift.check import check_drift
 from falconer_core.drift.reference import DriftSettings
-from falconer_core.drift.verdict import DriftVerdict
+from falconer_core.drift.verdict import TOO_FEW, DriftVerdict
 from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.settings import Settings
@@ -26,6 +26,12 @@ def check_run(
     from falconer_core.store import sessions
 
     app = app or Settings()
+    if corpus.n_texts < settings.min_texts:
+        verdict = DriftVerdict(run_id=run_id, version=model.version, plan_hash=plan.hash, status=TOO_FEW,
+                               declared=False, reason=f"{corpus.n_texts} texts, fewer than drift.min_texts "
+                                                      f"({settings.min_texts}): not checked")
+        sessions.record_drift(app.store_path, verdict)
+        return verdict
     registry = Registry.from_settings(app)
     reference = read_reference(registry, model.version) if model.version else None
     verdict = check_drift(

@@ -18,11 +18,12 @@ from pydantic import BaseModel, Field
 from falconer_core.drift.signals import DRIFT, NO_DRIFT, DriftReport
 
 NO_REFERENCE = "no reference"
+TOO_FEW = "too few texts"
 SUSPECTED = "drift suspected (no audit)"
 NOT_CONFIRMED = "drift not confirmed"
 DECLARED = DRIFT
 
-DriftStatus = Literal["no reference", "no drift", "drift suspected (no audit)", "drift not confirmed", "drift detected"]
+DriftStatus = Literal["no reference", "too few texts", "no drift", "drift suspected (no audit)", "drift not confirmed", "drift detected"]
 
 
 class DriftAudit(BaseModel):
@@ -106,6 +107,6 @@ def agreement_floor(gate: float | None, reference_agreement: float | None, max_d
 
 
 __all__ = [
-    "DECLARED", "NOT_CONFIRMED", "NO_DRIFT", "NO_REFERENCE", "SUSPECTED", "DriftAudit", "DriftStatus", "DriftVerdict",
+    "DECLARED", "NOT_CONFIRMED", "NO_DRIFT", "NO_REFERENCE", "SUSPECTED", "TOO_FEW", "DriftAudit", "DriftStatus", "DriftVerdict",
     "agreement_floor", "declare",
 ]
