@@ -226,6 +226,10 @@ def summarise(names: list[str], runs: list[dict]) -> dict[str, dict]:
         for mode in ("replay", "no_replay"):
             final, own = row[f"{mode}_final"], row["specialist"]
             row[f"{mode}_kept"] = round(final / own, 3) if final is not None and own else None
+        alone = [r for r in runs if "specialist_cost" in r[name] and "replay_cost" in r[name]]
+        row["cpu_vs_specialist"] = (round(statistics.fmean(r[name]["replay_cost"]["cpu_seconds"] for r in alone)
+                                          / statistics.fmean(r[name]["specialist_cost"]["cpu_seconds"] for r in alone), 2)
+                                    if alone else None)  # the new task alone, from the base
         row["time_ratio"] = (round(statistics.fmean(r[name]["replay_cost"]["seconds"] for r in both)
                                    / statistics.fmean(r[name]["no_replay_cost"]["seconds"] for r in both), 2)
                              if both else None)
@@ -236,10 +240,11 @@ def summarise(names: list[str], runs: list[dict]) -> dict[str, dict]:
 def print_table(summary: dict[str, dict]) -> None:
     columns = [("task", 8), ("special.", 9), ("R after", 8), ("R final", 8), ("R kept", 7), ("noR after", 10),
                ("noR final", 10), ("noR kept", 9), ("T64 seq", 8), ("T64 base", 9), ("wall R/noR", 11),
-               ("cpu R/noR", 10)]
+               ("cpu R/noR", 10), ("cpu R/spec.", 12)]
     print("".join(f"{c:>{w}}" for c, w in columns))
     keys = ["specialist", "replay_after", "replay_final", "replay_kept", "no_replay_after", "no_replay_final",
-            "no_replay_kept", "transfer_from_sequence", "transfer_from_base", "time_ratio", "cpu_time_ratio"]
+            "no_replay_kept", "transfer_from_sequence", "transfer_from_base", "time_ratio", "cpu_time_ratio",
+            "cpu_vs_specialist"]
     for name, row in summary.items():
         cells = [f"{name:>8}"] + [f"{'-' if row[k] is None else row[k]:>{w}}" for k, (_, w) in zip(keys, columns[1:])]
         print("".join(cells))
