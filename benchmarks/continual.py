@@ -10,7 +10,7 @@ and of the final model, each with a 95% bootstrap interval over test texts; forw
     python benchmarks/continual.py --size 32 --seeds 0 --test-size 50 --epochs 1   # a smoke run
     # seeds in parallel, one core each, then one table from their files:
     OMP_NUM_THREADS=1 python benchmarks/continual.py --seeds 1 --out continual-seed1 &
-    python benchmarks/continual.py --summarise results/continual-seed*.json
+    python benchmarks/continual.py --summarise results/continual-seed*.json   # same seed twice: merged, later wins
 """
 
 from __future__ import annotations
@@ -277,10 +277,15 @@ def main() -> None:
     if args.summarise:
         files = [json.loads(path.read_text()) for path in args.summarise]
         args.tasks, args.size, args.test_size = files[0]["tasks"], files[0]["size"], files[0]["test_size"]
-        args.seeds = [seed for f in files for seed in f["seeds"]]
-        args.replay_cap, args.replay_share, args.epochs = files[0]["replay_cap"], files[0]["replay_share"], files[0]["epochs"]
+        merged: dict[int, dict] = {}  # one run per seed; a later file's parts override an earlier's
+        for f in files:
+            for seed, run in zip(f["seeds"], f["runs"]):
+                for task, parts in run.items():
+                    merged.setdefault(seed, {}).setdefault(task, {}).update(parts)
+        last = files[-1]
+        args.seeds, runs = sorted(merged), [merged[seed] for seed in sorted(merged)]
+        args.replay_cap, args.replay_share, args.epochs = last["replay_cap"], last["replay_share"], last["epochs"]
         args.out = "continual"
-        runs = [run for f in files for run in f["runs"]]
     else:
         runs = []
         for seed in args.seeds:
