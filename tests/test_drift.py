@@ -97,6 +97,19 @@ def _talks(n: int) -> tuple[list[str], list[str]]:
     return [f"t{i}" for i in range(n)], texts
 
 
+def three_versions(registry, folder, n: int = 12) -> dict:
+    """Three versions of one checkpoint on `n` talks: `same` with its real reference, `moved` with a
+    reference whose label confidences all sit at 0 (the model's real ones are a shift from it), and
+    `bare` with none; and the talks' ids and texts."""
+    ids, texts = _talks(n)
+    annotations = annotate_sample(tk.TALKS, ids, texts, tk.RuleRunner(), annotator="rules")
+    same, moved, bare = (log(registry, folder, plan=tk.TALKS) for _ in range(3))
+    reference = record_drift_reference(registry, same, Metamodel.load(str(folder)), annotations, ids)
+    log_reference(registry, moved, reference.model_copy(update={"steps": [
+        reference.steps[0].model_copy(update={"confidences": [0.0] * n}), *reference.steps[1:]]}))
+    return {"ids": ids, "texts": texts, "same": same, "moved": moved, "bare": bare, "reference": reference}
+
+
 def test_the_reference_is_recorded_with_the_version_and_read_back(tmp_path, migrated_db, checkpoint):  # noqa: F811
     from falconer_core.metamodel import Metamodel
 
@@ -142,13 +155,8 @@ def test_the_drift_command_prints_the_verdict_and_refuses_a_version_without_refe
     monkeypatch.setenv("FALCONER_HOME", str(home))
     monkeypatch.setenv("COLUMNS", "200")  # the whole table, step names unabridged
     registry = new_registry(home, migrated_db)
-    ids, texts = _talks(12)
-    annotations = annotate_sample(tk.TALKS, ids, texts, tk.RuleRunner(), annotator="rules")
-    same, moved, bare = (log(registry, folder, plan=tk.TALKS) for _ in range(3))
-    reference = record_drift_reference(registry, same, Metamodel.load(str(folder)), annotations, ids)
-    # a reference whose label confidences all sit at 0: the model's real ones are a shift from it
-    log_reference(registry, moved, reference.model_copy(update={"steps": [
-        reference.steps[0].model_copy(update={"confidences": [0.0] * 12}), *reference.steps[1:]]}))
+    built = three_versions(registry, folder)
+    ids, texts, same, moved, bare, reference = (built[k] for k in ("ids", "texts", "same", "moved", "bare", "reference"))
     corpus = tmp_path / "corpus.csv"
     pd.DataFrame({"id": ids, "text": texts}).to_csv(corpus, index=False)
 

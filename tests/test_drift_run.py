@@ -9,7 +9,6 @@ import json
 import pandas as pd
 import pytest
 
-from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.cascade.bounds import binomial_interval
 from falconer_core.drift import DriftSettings, drift_report
 from falconer_core.drift.reference import Confidences
@@ -28,7 +27,7 @@ from falconer_core.execution import ExecutionSettings
 from falconer_core.store import Store
 from tests import talks as tk
 from tests.llm_server import Annotator, ScriptedLLMServer
-from tests.test_drift import _reference, _sample, _talks
+from tests.test_drift import _reference, _sample, three_versions
 from tests.test_registry import checkpoint, log, migrated_db, new_registry  # noqa: F401 (fixtures)
 
 
@@ -168,8 +167,6 @@ def world(tmp_path, migrated_db, checkpoint, monkeypatch):  # noqa: F811
     one whose label confidences were all 0 in its reference (`moved`: the real ones are a shift),
     one with no reference (`bare`), and a 12-text corpus of the same texts."""
     from falconer_core.corpus import CorpusSource
-    from falconer_core.metamodel.model import Metamodel
-    from falconer_core.registry.drift import log_reference, record_drift_reference
 
     folder, _ = checkpoint
     home = tmp_path / "home"
@@ -177,12 +174,8 @@ def world(tmp_path, migrated_db, checkpoint, monkeypatch):  # noqa: F811
     for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     registry = new_registry(home, migrated_db)
-    ids, texts = _talks(12)
-    annotations = annotate_sample(tk.TALKS, ids, texts, tk.RuleRunner(), annotator="rules")
-    same, moved, bare = (log(registry, folder, plan=tk.TALKS) for _ in range(3))
-    reference = record_drift_reference(registry, same, Metamodel.load(str(folder)), annotations, ids)
-    log_reference(registry, moved, reference.model_copy(update={"steps": [
-        reference.steps[0].model_copy(update={"confidences": [0.0] * 12}), *reference.steps[1:]]}))
+    built = three_versions(registry, folder)
+    ids, texts, same, moved, bare, reference = (built[k] for k in ("ids", "texts", "same", "moved", "bare", "reference"))
     path = home / "talks.csv"
     pd.DataFrame({"id": ids, "text": texts}).to_csv(path, index=False)
     proxy = dict(zip(texts, measure(folder, texts).passed))  # what the proxy says of each text
