@@ -429,8 +429,10 @@ def test_open_metamodel_keeps_one_instance_per_source_and_precision(tiny_encoder
 
 def test_fp32_and_bf16_of_one_source_share_one_load(tiny_encoder_path, monkeypatch):
     """A run in bf16 whose drift check measures in fp32 loads the checkpoint once."""
+    from falconer_core.errors import ModelError
     from falconer_core.metamodel import precision as P
     from falconer_core.metamodel import source as S
+    from falconer_core.metamodel.precision import is_quantized
     from falconer_core.metamodel.source import LOADS, open_metamodel
 
     monkeypatch.setattr(P, "detect_capabilities", lambda: P.Capabilities(
@@ -448,6 +450,9 @@ def test_fp32_and_bf16_of_one_source_share_one_load(tiny_encoder_path, monkeypat
     assert all(np.allclose(probs[i][1], alone[i][1], atol=1e-5) for i in probs)  # fp32 answers, not bf16 ones
     int8 = open_metamodel(source, precision="int8")
     assert int8.model is not bf16.model  # int8 has weights of its own
+    with pytest.raises(ModelError, match="cannot share weights"):
+        fp32.sharing("int8")
+    assert not is_quantized(fp32.model)  # refused before anything was quantised in place
 
 
 def _rare_positive_examples(n: int, positives: int) -> list[SpanExample]:

@@ -181,10 +181,9 @@ class Metamodel:
         (training either would change both). fp32 and bf16 share fp32 weights (bf16 runs them
         under autocast), so a process that executes in bf16 measures drift in fp32 for free."""
         self._require_full_weights(f"run it at {precision}")
-        view = type(self)(self.model, self.tokenizer, self.config, str(self.device), self.shape_embedding, precision)
-        if view.precision == "int8":
+        if resolve_precision(precision, self.device.type) == "int8":  # before any view: int8 quantises in place
             raise ModelError("an int8 model cannot share weights with an fp32 one; use with_precision")
-        return view
+        return type(self)(self.model, self.tokenizer, self.config, str(self.device), self.shape_embedding, precision)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights, tokenizer and `falconer.json` (prompt format, label scheme, history)."""

@@ -88,7 +88,7 @@ def open_metamodel(source: ModelSource, *, fresh: bool = False, precision: Preci
     stamp = config.stat().st_mtime if source.checkpoint and config.is_file() else 0.0
     key = (source.path, source.checkpoint, stamp, precision)
     with _OPEN_LOCK:
-        if key not in _OPEN and precision != "int8":  # fp32 and bf16 share weights: no second load
+        if key not in _OPEN and precision in ("fp32", "bf16"):  # they share fp32 weights: no second load
             same = [m for k, m in _OPEN.items() if k[:3] == key[:3] and m.precision in ("fp32", "bf16")]
             if same:
                 _OPEN[key] = same[0].sharing(precision)
