@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 EXECUTION_RUN = "falconer.execution_run"
 
 
-def log_cascade_audit(
+def log_execution_figures(
     lookup: VersionLookup, experiment: Experiment, model_ref: str | ModelVersionRef, execution_run: str,
     metrics: Mapping[str, float], params: Mapping[str, Any], *, kind: str = "cascade-audit",
 ) -> str:
-    """The audit run (metrics, redacted params) of `execution_run`; returns its MLflow run id.
-    `kind` names the run (`NAME-cascade-audit`, `NAME-drift`)."""
+    """One MLflow run of figures measured on `execution_run` (metrics, redacted params), tagged
+    with the version it executed; returns its id. `kind` names it (`NAME-cascade-audit`,
+    `NAME-drift`)."""
     mv = lookup.model_version(model_ref)
     params = clean_params(redaction.flatten(params), redaction.env_secrets().values())
     tags = {T.MODEL_VERSION: str(ModelVersionRef.of(mv)), EXECUTION_RUN: execution_run}
@@ -34,4 +35,4 @@ def log_cascade_audit(
     return run_id
 
 
-__all__ = ["EXECUTION_RUN", "log_cascade_audit"]
+__all__ = ["EXECUTION_RUN", "log_execution_figures"]

@@ -23,7 +23,7 @@ from falconer_core.metamodel.source import ModelSource
 from falconer_core.plan import Plan
 from falconer_core.registry.aliases import Aliases
 from falconer_core.registry.artifacts import CHECKPOINT_ARTIFACT, CHECKPOINT_CONFIG, PLAN_ARTIFACT, SUMMARY_ARTIFACT
-from falconer_core.registry.audit import log_cascade_audit
+from falconer_core.registry.audit import log_execution_figures
 from falconer_core.registry.checkpoints import Checkpoints
 from falconer_core.registry.fine_tune import FineTune, FineTuneLogger
 from falconer_core.registry.lineage import read_lineage
@@ -148,7 +148,7 @@ class Registry:
         """One MLflow run per audited cascade run, tagged with the model version it executed, so
         the registry shows what agreement a checkpoint delivered; returns the MLflow run id."""
         with self._writing():
-            return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params)
+            return log_execution_figures(self.lookup, self.experiment, model_ref, execution_run, metrics, params)
 
     def log_drift(
         self, model_ref: str | ModelVersionRef, execution_run: str, metrics: Mapping[str, float],
@@ -157,7 +157,7 @@ class Registry:
         """One MLflow run (`NAME-drift`) per drift-checked execution run, tagged with the model
         version it executed, so the registry shows how each version's corpus moved; returns its id."""
         with self._writing():
-            return log_cascade_audit(self.lookup, self.experiment, model_ref, execution_run, metrics, params, kind="drift")
+            return log_execution_figures(self.lookup, self.experiment, model_ref, execution_run, metrics, params, kind="drift")
 
     # ------------------------------------------------------------------ aliases and promotion
     def set_alias(self, model_name: str, alias: str, version: int | str) -> ModelVersionRef:

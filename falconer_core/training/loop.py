@@ -143,13 +143,13 @@ def replay_draw(pool: list[Window], budget_tokens: float, rng: random.Random) ->
 
 
 def fit(
-    metamodel, windows: list[Window] | list[list[Window]], dev: list[Example], settings: TrainingSettings,
-    budget: Budget, rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
+    metamodel, windows: list[list[Window]], dev: list[Example], settings: TrainingSettings, budget: Budget,
+    rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
 ) -> None:
-    """Train on `windows` (AdamW, linear warm-up and decay) and keep the weights of the epoch
-    with the best smoothed dev score, recording each epoch in `summary`. `windows` may also be
-    one list per epoch (the new task's plus that epoch's replay draw). With `start_score` (the
-    dev score of the weights as they are), training must beat it or the weights stay."""
+    """Train on `windows`, one list per epoch (the new task's plus that epoch's replay draw;
+    AdamW, linear warm-up and decay) and keep the weights of the epoch with the best smoothed
+    dev score, recording each epoch in `summary`. With `start_score` (the dev score of the
+    weights as they are), training must beat it or the weights stay."""
     from transformers import get_linear_schedule_with_warmup
 
     model = metamodel.model
@@ -164,8 +164,7 @@ def fit(
     optimizer = torch.optim.AdamW(groups, lr=budget.learning_rate)
     modules = metamodel.modules()
     parameters = [p for module in modules for p in module.parameters()]
-    per_epoch = windows if windows and isinstance(windows[0], list) else [windows] * budget.epochs
-    total = sum(-(-len(w) // settings.batch_size) for w in per_epoch[: budget.epochs])
+    total = sum(-(-len(w) // settings.batch_size) for w in windows[: budget.epochs])
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
     def snapshot() -> list[dict]:
@@ -178,7 +177,7 @@ def fit(
         for module in modules:
             module.train()
         losses = []
-        for batch_windows in length_bucketed_batches(per_epoch[epoch], settings.batch_size, rng):
+        for batch_windows in length_bucketed_batches(windows[epoch], settings.batch_size, rng):
             batch = collate(batch_windows, metamodel.tokenizer.pad_token_id, metamodel.device)
             loss = metamodel.forward(batch).loss
             loss.backward()

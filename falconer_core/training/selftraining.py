@@ -179,6 +179,7 @@ def _self_train(
     train_set, replayed, dev = split_with_replay(examples, replay, settings, rng)  # the split `train` made
     pool = unlabeled_pool(texts, examples, settings.max_unlabeled, settings.seed)
     summary = SelfTrainingSummary(pool=len(pool))
+    replay_windows = encode_examples(metamodel.encoder, replayed, settings.subtoken_labels)  # the same each round
     for round_ in range(settings.self_training_rounds):
         torch.manual_seed(settings.seed + 1 + round_)
         pseudo, stats = pseudo_label(metamodel, pool, train_set, settings.pseudo_confidence, settings.pseudo_unit)
@@ -189,7 +190,6 @@ def _self_train(
             break
         before = dev_score(metamodel, dev) if dev else None
         windows = encode_examples(metamodel.encoder, train_set + pseudo, settings.subtoken_labels)
-        replay_windows = encode_examples(metamodel.encoder, replayed, settings.subtoken_labels)
         budget = Budget(settings.self_training_epochs, settings.self_training_epochs,
                         settings.learning_rate * settings.self_training_lr_scale)
         draws = [replay_draw(replay_windows, replay_budget(windows, settings), rng) for _ in range(budget.epochs)]
