@@ -134,7 +134,7 @@ def champion(args, plan, place, people, demo_texts) -> tuple[Metamodel, DriftRef
 def check(model, plan, reference, settings, texts, auditor, run_id) -> dict:
     """One corpus through the execute's drift check (`check_texts`, after `check_drift`'s draw)."""
     drawn = [texts[i] for i in sample_positions(len(texts), settings.sample, settings.seed)]
-    verdict = check_texts(run_id=run_id, version=None, model_version="demo-champion", runner=model, plan=plan,
+    verdict = check_texts(run_id=run_id, version=None, runner=model, plan=plan,
                           texts=drawn, reference=reference, settings=settings, auditor=auditor)
     steps = {s.step: s for s in verdict.report.steps}
     return {"status": verdict.status, "fired": verdict.fired, "declared": verdict.declared,

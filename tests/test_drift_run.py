@@ -91,7 +91,7 @@ def test_the_audit_counts_the_texts_where_the_proxy_and_the_auditor_agree_both_w
 
     def audit(yes):
         return audit_sample(demo_plan(), texts, proxy, Auditor(annotator=_Says(yes), identity="stand-in"), settings,
-                            0.75, 0.8, model_version="m")
+                            0.75, 0.8)
 
     same = audit(texts[:6])  # agreeing on 6 passes and 4 rejections
     assert (same.n_texts, same.agreement, same.high, same.llm, same.floor) == (10, 1.0, 1.0, "stand-in", 0.75)

@@ -86,7 +86,7 @@ def check_drift(
     def auditor(audited: Plan) -> Auditor:
         return llm_auditor(chosen, audited, cache_dir=cache_dir)  # type: ignore[arg-type]
 
-    return check_texts(run_id=run_id, version=version, model_version=version or model.path,
+    return check_texts(run_id=run_id, version=version,
                        runner=open_metamodel(model), plan=plan, texts=texts, reference=reference,
                        settings=settings, auditor=auditor if chosen is not None else None)
 
@@ -111,7 +111,7 @@ def llm_auditor(choice: AnnotatorChoice, plan: Plan, *, cache_dir: Path | None =
 
 
 def check_texts(
-    *, run_id: str, version: str | None, model_version: str, runner: Any, plan: Plan, texts: list[str],
+    *, run_id: str, version: str | None, runner: Any, plan: Plan, texts: list[str],
     reference: DriftReference, settings: DriftSettings, auditor: Callable[[Plan], Auditor] | None,
 ) -> DriftVerdict:
     """The drift verdict of the proxy `runner` on the drawn `texts` against `reference` (made for
@@ -135,7 +135,7 @@ def check_texts(
             f"the confidences of {shifted} moved (KS p < {report.threshold:.3g}); {why}")})
     known = reference_agreement(reference, plan)
     floor = agreement_floor(settings.gate, known, settings.max_drop)
-    audit = audit_sample(audited, texts, runner, auditor(audited), settings, floor, known, model_version=model_version)
+    audit = audit_sample(audited, texts, runner, auditor(audited), settings, floor, known)
     declared = declare(audit.high, floor)
     bound = f"[{audit.low:.3f}, {audit.high:.3f}]"
     reason = (f"the confidences of {shifted} moved and the LLM agrees on {audit.agreement:.3f} {bound} of "
@@ -159,22 +159,18 @@ def audited_plan(plan: Plan) -> Plan | None:
 
 def audit_sample(
     plan: Plan, texts: list[str], runner: Any, auditor: Auditor, settings: DriftSettings,
-    floor: float | None, reference: float | None, *, model_version: str,
+    floor: float | None, reference: float | None,
 ) -> DriftAudit:
     """The auditor labels a seeded draw of the drift sample; its filter verdicts are compared
     with the proxy's (`runner`) on the same texts (the cascade audit's `audit_agreement`)."""
     from falconer_core.cascade.audit import audit_agreement
     from falconer_core.execution import execute_plan
-    from falconer_core.execution.outputs import output_rows
-    from falconer_core.store.schemas import value_text
+    from falconer_core.serving.pyfunc import predict_rows
 
     picked = sample_positions(len(texts), settings.audit_size, settings.seed, salt="drift-audit")
     ids, chosen = [str(i) for i in picked], [texts[i] for i in picked]
-    proxy = execute_plan(plan, chosen, runner, ids, include_failed=True)
+    stored = predict_rows(runner, plan, chosen, ids)  # the rows `execute` stores: what `audit_agreement` reads
     answered = execute_plan(plan, chosen, auditor.annotator, ids, include_failed=True)
-    # as the store keeps them (bools as "true"/"false"): the rows `audit_agreement` reads
-    stored = output_rows(proxy, plan, model_version)
-    stored["value"] = stored["value"].map(value_text)
     found = audit_agreement(plan, chosen, stored, answered, usage=getattr(auditor.client, "usage", None))
     return DriftAudit(n_texts=found.n_texts, agreement=found.agreement, low=found.low, high=found.high, floor=floor,
                       reference_agreement=reference, llm=auditor.identity, usage=found.usage)
