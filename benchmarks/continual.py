@@ -153,7 +153,8 @@ def specialists_from(path: Path | None, seed: int) -> dict[str, dict]:
         return {}
     found = json.loads(Path(path).read_text())
     runs = dict(zip(found["seeds"], found["runs"]))
-    return {task: row["specialist"] for task, row in runs.get(seed, {}).items() if "specialist" in row}
+    return {task: {k: row[k] for k in ("specialist", "specialist_cost") if k in row}
+            for task, row in runs.get(seed, {}).items() if "specialist" in row}
 
 
 def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path) -> dict:
@@ -164,8 +165,8 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
     out: dict[str, dict] = {t.name: {} for t in tasks}
     earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
-        if task.name in earlier:  # the same seed's specialist, measured by an earlier run
-            out[task.name]["specialist"] = earlier[task.name]
+        if task.name in earlier:  # the same seed's specialist (and its cost), measured by an earlier run
+            out[task.name].update(earlier[task.name])
             continue
         specialist = Metamodel.from_base(seed=seed)
         out[task.name]["specialist_cost"] = train(specialist, task.examples(), settings)
@@ -298,6 +299,7 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
+                              "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate"}),
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 

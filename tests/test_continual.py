@@ -104,6 +104,62 @@ def test_replay_trains_within_its_share_of_each_epoch(talks_task, tiny_encoder_p
     assert alone.n_replay == 0 and alone.replayed_windows == 0
 
 
+def test_a_replaying_fine_tune_stops_on_the_new_task_but_keeps_the_epoch_best_on_all(
+    talks_task, tiny_encoder_path, monkeypatch
+):
+    """Early stopping watches the new task's part of dev (the earlier tasks' scores creep up as
+    they are rehearsed, and stopping on them doubled the epochs); the epoch kept is the best on
+    the whole dev, and a replaying re-tune steps at `replay_lr_scale` of the rate."""
+    import falconer_core.training.loop as loop
+
+    new = flatten(step_examples(_annotated(SPEAKERS, 40, prefix="s")))
+    pool, _ = replay_examples([talks_task], TrainingSettings())
+    pooled = {id(e) for e in pool}
+    calls = {"whole": 0, "new": 0, "new_rises": False}
+
+    def scored(model, dev):
+        if any(id(e) in pooled for e in dev):  # the whole dev: better every epoch
+            calls["whole"] += 1
+            return 0.1 * calls["whole"]
+        calls["new"] += 1  # the new task alone: flat from the first epoch, unless told to rise
+        return 0.1 * calls["new"] if calls["new_rises"] else 0.5
+    monkeypatch.setattr(loop, "dev_score", scored)
+    rates = []
+    real_fit = loop.fit
+    monkeypatch.setattr(loop, "fit", lambda *a, **k: rates.append(a[4].learning_rate) or real_fit(*a, **k))
+    settings = TrainingSettings(progress=False, epochs=8, min_epochs=1, patience=2, dev_smoothing=1, dev_fraction=0.25, min_dev_examples=5,
+                                calibrate_threshold=False, replay_lr_scale=0.5, replay_max_cost=10, seed=0)
+
+    replayed = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings, pool)
+    assert replayed.epochs_run == 3  # flat new-task score: stopped after `patience` epochs
+    assert replayed.best_epoch == 3  # the epoch kept is the best on the whole dev
+    alone = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings)
+    assert alone.epochs_run == 3  # without replay the (flat) whole dev is watched, as before
+    calls["new_rises"] = True  # a watched score that rises every epoch: no early stop
+    assert train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings).epochs_run == 8
+    assert rates == [settings.learning_rate * 0.5, settings.learning_rate, settings.learning_rate]
+
+
+def test_replay_caps_the_epochs_so_a_retune_costs_at_most_replay_max_cost_of_one_without(talks_task, tiny_encoder_path):
+    from falconer_core.training.loop import epoch_budget, replay_epoch_cap
+
+    settings = TrainingSettings(replay_share=0.4, replay_max_cost=1.5, min_steps=200, min_epochs=4)
+    # 29 steps an epoch alone: at least 7 epochs (200 steps); 1.4x an epoch with replay: 7 fit in 1.5 x 7
+    assert epoch_budget(settings, 29)[1] == 7 and replay_epoch_cap(settings, 29) == 7
+    assert replay_epoch_cap(settings, 100) == 4  # alone: its 4 minimum epochs; 4 x 1.4 <= 1.5 x 4 < 5 x 1.4
+    assert replay_epoch_cap(settings.model_copy(update={"replay_max_cost": 3.0}), 100) == 8
+    for steps in (1, 7, 29, 50, 100, 400):
+        cap = replay_epoch_cap(settings, steps)
+        assert cap * (1 + settings.replay_share) <= settings.replay_max_cost * epoch_budget(settings, steps)[1]
+
+    new = flatten(step_examples(_annotated(SPEAKERS, 24, prefix="s")))
+    pool, _ = replay_examples([talks_task], TrainingSettings())
+    run = TrainingSettings(progress=False, epochs=6, min_epochs=6, min_dev_examples=1000, seed=0, replay_max_cost=1.2)
+    summary = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run, pool)
+    assert summary.epochs_run == 5  # int(1.2 x 6 / 1.4): the cap, not the 6 asked for
+    assert train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run).epochs_run == 6  # alone: uncapped
+
+
 def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_off(
     talks_task, tiny_encoder_path, tmp_path, monkeypatch
 ):

@@ -48,11 +48,16 @@ def train(
     first = replay_draw(replay_windows, budget_tokens, rng)
     steps_per_epoch = -(-(len(windows) + len(first)) // settings.batch_size)
     epochs, min_epochs = epoch_budget(settings, steps_per_epoch)
+    if first:  # replay: never more than `replay_max_cost` times what the new task alone must train
+        cap = replay_epoch_cap(settings, -(-len(windows) // settings.batch_size))
+        epochs, min_epochs = min(epochs, cap), min(min_epochs, cap)
     draws = [first] + [replay_draw(replay_windows, budget_tokens, rng) for _ in range(epochs - 1)]
 
     # 3. epochs, each scored on dev; keep the best (smoothed) epoch's weights
     epoch_windows = [windows + draw for draw in draws]
-    fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, settings.learning_rate), rng, summary)
+    rate = settings.learning_rate * (settings.replay_lr_scale if replayed else 1.0)
+    fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, rate), rng, summary,
+        stop_on=new_task_dev(dev, replay))
     summary.replayed_windows = sum(len(draw) for draw in draws[: summary.epochs_run])
 
     # 4. calibrate the span threshold on dev: small samples make the tagger shy of recall
@@ -123,6 +128,24 @@ def split_with_replay(
     return [e for e in train_set if id(e) not in pooled], [e for e in train_set if id(e) in pooled], dev
 
 
+def new_task_dev(dev: list[Example], replay: Sequence[Example]) -> list[Example] | None:
+    """The new task's part of a dev split drawn over new + replay, for early stopping: the
+    earlier tasks' dev scores keep creeping up as they are rehearsed, and stopping on them ran
+    re-tunes twice as many epochs as the new task alone needs. None without replay."""
+    if not replay:
+        return None
+    pooled = {id(e) for e in replay}
+    return [e for e in dev if id(e) not in pooled] or None
+
+
+def replay_epoch_cap(settings: TrainingSettings, steps_alone: int) -> int:
+    """Most epochs of a replaying fine-tune: an epoch costs up to 1 + `replay_share` of one
+    without replay, and the new task alone trains at least its `min_epochs`, so this many keep
+    the replaying run within `replay_max_cost` of the run without replay, by construction."""
+    alone = epoch_budget(settings, steps_alone)[1]
+    return max(1, int(settings.replay_max_cost * alone / (1 + settings.replay_share)))
+
+
 def replay_budget(windows: list[Window], settings: TrainingSettings) -> float:
     """Replay tokens an epoch may add: `replay_share` of the new windows' tokens."""
     return settings.replay_share * sum(len(w.input_ids) for w in windows)
@@ -145,11 +168,13 @@ def replay_draw(pool: list[Window], budget_tokens: float, rng: random.Random) ->
 def fit(
     metamodel, windows: list[list[Window]], dev: list[Example], settings: TrainingSettings, budget: Budget,
     rng: random.Random, summary: TrainingSummary, start_score: float | None = None,
+    stop_on: list[Example] | None = None,
 ) -> None:
     """Train on `windows`, one list per epoch (the new task's plus that epoch's replay draw;
     AdamW, linear warm-up and decay) and keep the weights of the epoch with the best smoothed
     dev score, recording each epoch in `summary`. With `start_score` (the dev score of the
-    weights as they are), training must beat it or the weights stay."""
+    weights as they are), training must beat it or the weights stay. With `stop_on` (a part of
+    dev), early stopping watches that part's smoothed score instead of the whole dev's."""
     from transformers import get_linear_schedule_with_warmup
 
     model = metamodel.model
@@ -172,6 +197,7 @@ def fit(
 
     best_state = snapshot() if start_score is not None else None
     best, since_best, scores = start_score, 0, []
+    watched_best, watched = (start_score if stop_on is None else None), []
     bar = tqdm(range(budget.epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
     for epoch in bar:
         for module in modules:
@@ -200,9 +226,14 @@ def fit(
                  summary.train_loss[-1], scores[-1], smoothed)
         bar.set_postfix(loss=summary.train_loss[-1], dev=round(scores[-1], 4))
         if best is None or smoothed > best:
-            best, since_best = smoothed, 0
+            best = smoothed
             summary.best_dev_score, summary.best_epoch = round(smoothed, 5), summary.epochs_run
             best_state = snapshot()
+        if stop_on is not None:
+            watched.append(dev_score(metamodel, stop_on))
+            smoothed = smoothed_score(watched, settings.dev_smoothing)
+        if watched_best is None or smoothed > watched_best:
+            watched_best, since_best = smoothed, 0
         else:
             since_best += 1
             if since_best >= settings.patience and epoch + 1 >= budget.min_epochs:

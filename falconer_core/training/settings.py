@@ -91,6 +91,15 @@ class TrainingSettings(BaseModel):
         0.4, gt=0, description="Replayed tokens per epoch, as a share of the new task's training tokens: an epoch "
         "costs at most 1 + share of one without replay, whatever the earlier tasks' text lengths.",
     )
+    replay_lr_scale: float = Field(
+        0.5, gt=0, description="Peak learning rate of a re-tune that replays, as a share of `learning_rate` "
+        "(the parent already knows the earlier tasks; a gentler step keeps more of them: after BC2GM genes -> BTC "
+        "persons -> SMS spam, seed 0, 0.5 kept 0.995 of the genes specialist's F1 where 1.0 kept 0.969).",
+    )
+    replay_max_cost: float = Field(
+        1.5, gt=1, description="A replaying re-tune trains at most this many times the tokens the new task alone "
+        "trains at least (its minimum epochs): it caps the epochs, so replay never costs more than this.",
+    )
     threads: int | None = Field(
         None, ge=1, description="torch threads while fine-tuning. Sums split over threads add up in another "
         "order, so another count gives other weights from the same job; the count is pinned for the whole "
