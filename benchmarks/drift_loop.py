@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--home", help="Falconer home to keep (default: a temporary one).")
     args = parser.parse_args()
     home = benchmark_home(args.home, "falconer-drift-loop-")
+    home.mkdir(parents=True, exist_ok=True)
     from flows.incubate import incubate
     from flows.parameters import IncubationSettings
     from flows.retune_on_drift import DRIFT_INCUBATION, retune_on_drift

@@ -5,7 +5,11 @@ Small dev splits are noisy, so two things keep them honest: the split is stratif
 by "has a positive" (a random 50-example dev set can miss the rare positives entirely, and then
 every epoch scores the same), and the epoch is chosen on dev F1 smoothed over neighbouring
 epochs (`TrainingSettings.dev_smoothing`): the argmax of raw noisy scores favours a lucky epoch,
-the argmax of a running mean favours a good stretch of training."""
+the argmax of a running mean favours a good stretch of training.
+
+A re-tune that replays earlier tasks (`replay.py`) differs in three ways: each epoch adds a fresh
+draw from their pool, it steps at `replay_lr_scale` of the rate, and its epochs are capped
+(`replay_epoch_cap`) while early stopping watches the new task's part of dev only."""
 
 from __future__ import annotations
 
