@@ -12,9 +12,11 @@ with the event's parameters (3 active rounds from the texts the champion is leas
 replay of its earlier set, the gate, promotion). BTC's human labels stand in for the LLM: they
 annotate (the `gold` annotator reads them from the corpus's columns), audit, and score.
 
-The shift is `drift_rates.py`'s: 500 other BTC tweets with half of them replaced by tweets that
-mention a place (the champion's true agreement drops by about 0.28). Agreement is the filter
-verdict's (what the audit compares) on:
+The shift (`--shift officials`): tweets of BTC's politicians' and officials' accounts, a source
+the champion never saw, 80% of them mentioning a place, as during an event. (`drift_rates.py`'s
+topic shift, half place tweets from the champion's own source, `--shift places`, moves a weak
+champion's agreement by 0.28 but not a `mine`d one's: it finds places there as well as
+elsewhere.) Agreement is the filter verdict's (what the audit compares) on 300 tweets each:
 - `before`: the unchanged corpus (fresh BTC tweets, the champion's source);
 - `shifted`: the drifted corpus the re-tune annotated from (100 of its texts were annotated);
 - `shifted, fresh`: another seeded draw of the same shift, none of it seen by the re-tune.
@@ -39,6 +41,7 @@ from falconer_core.data import DEMO_CORPUS_PATH, DEMO_PLAN_PATH, demo_plan
 from falconer_core.drift import DriftSettings
 from falconer_core.drift.check import Auditor, check_texts, sample_positions
 from falconer_core.metamodel import Metamodel
+from falconer_core.readers import load_split
 from falconer_core.registry import Registry
 from falconer_core.registry.drift import read_reference
 from falconer_core.settings import Settings
@@ -54,11 +57,31 @@ def write_corpus(path: Path, texts: list[str], place: dict, people: dict) -> dic
     return {"path": str(path), "id_column": "id", "name": path.stem}
 
 
+def officials(place: dict, people: dict, size: int, share: float, rng: random.Random) -> tuple[list[str], list[str]]:
+    """Two disjoint draws of `size` tweets from BTC's politicians' and officials' accounts (its test
+    section), `share` of each mentioning a place: a new source talking about places, as during an
+    event (a `mine`d champion's filter agreed with the gold on 0.66 of their place tweets, 0.88 of
+    the others, against 0.87 on its own source's tweets)."""
+    tweets = load_split("btc-loc", "test")
+    place |= {t.text: bool(t.spans) for t in tweets}
+    people |= {t.text: list(t.spans) for t in load_split("btc-per", "test")}
+    with_place = rng.sample([t.text for t in tweets if t.spans], 2 * round(share * size))
+    without = rng.sample([t.text for t in tweets if not t.spans], 2 * (size - round(share * size)))
+    half_p, half_n = len(with_place) // 2, len(without) // 2
+    draws = [with_place[:half_p] + without[:half_n], with_place[half_p:] + without[half_n:]]
+    for draw in draws:
+        rng.shuffle(draw)
+    return draws[0], draws[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--champion-size", type=int, default=300, help="Demo tweets the champion's `mine` annotates.")
-    parser.add_argument("--size", type=int, default=500, help="Tweets per corpus.")
-    parser.add_argument("--share", type=float, default=0.5, help="Share of the shifted corpus that mentions a place.")
+    parser.add_argument("--size", type=int, default=300, help="Tweets per corpus.")
+    parser.add_argument("--shift", choices=("officials", "places"), default="officials",
+                        help="officials: tweets of BTC's politicians' and officials' accounts (its test section), "
+                             "`--share` of them mentioning a place; places: other BTC tweets, `--share` mentioning one.")
+    parser.add_argument("--share", type=float, default=0.8, help="Share of the shifted corpus that mentions a place.")
     parser.add_argument("--rounds", type=int, default=3, help="Active rounds of the re-tune (retune-on-drift's default).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--home", help="Falconer home to keep (default: a temporary one).")
@@ -77,18 +100,23 @@ def main() -> None:
     places = [t for t in pool if place[t]]
     rng = random.Random(f"loop:{args.seed}")
     before = rng.sample(pool, args.size)
-    drifted = shifted("places", args.share, rng.sample(pool, args.size), {"places": places}, rng)
-    fresh = shifted("places", args.share, rng.sample(pool, args.size), {"places": places}, rng)
+    if args.shift == "places":
+        drifted = shifted("places", args.share, rng.sample(pool, args.size), {"places": places}, rng)
+        fresh = shifted("places", args.share, rng.sample(pool, args.size), {"places": places}, rng)
+    else:
+        drifted, fresh = officials(place, people, args.size, args.share, rng)
     corpora = {name: write_corpus(home / f"{name}.csv", texts, place, people)
                for name, texts in (("before", before), ("shifted", drifted), ("fresh", fresh))}
 
-    # 1. the champion, as `mine` makes it
-    mined = incubate(corpus={"path": str(DEMO_CORPUS_PATH), "id_column": "id", "name": "demo"},
-                     task={"plan": str(DEMO_PLAN_PATH), "annotator": {"name": "gold"}},
-                     incubation=IncubationSettings(sampling={"fraction": 1.0, "cap": args.champion_size}))
-    champion = mined.model_version
-    print(f"champion {champion} ({mined.n_annotations} annotations): {mined.promotion}", flush=True)
+    # 1. the champion, as `mine` makes it (or the one `--home` already holds)
     registry = Registry.from_settings(Settings())
+    held = registry.champion_of(MODEL, plan.hash)
+    if held is None:
+        mined = incubate(corpus={"path": str(DEMO_CORPUS_PATH), "id_column": "id", "name": "demo"},
+                         task={"plan": str(DEMO_PLAN_PATH), "annotator": {"name": "gold"}},
+                         incubation=IncubationSettings(sampling={"fraction": 1.0, "cap": args.champion_size}))
+        print(f"champion {mined.model_version} ({mined.n_annotations} annotations): {mined.promotion}", flush=True)
+    champion = str(held or mined.model_version)
     v1 = Metamodel.load(registry.download(champion))
     truth = {champion: Truth(v1, plan, place, people)}
 
