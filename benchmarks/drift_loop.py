@@ -87,6 +87,8 @@ def main() -> None:
                              "`--share` of them mentioning a place; places: other BTC tweets, `--share` mentioning one.")
     parser.add_argument("--share", type=float, default=0.75, help="Share of the shifted corpus that mentions a place.")
     parser.add_argument("--rounds", type=int, default=3, help="Active rounds of the re-tune (retune-on-drift's default).")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="Texts the re-tune annotates (default: retune-on-drift's sampling, 5%% with a floor).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--home", help="Falconer home to keep (default: a temporary one).")
     args = parser.parse_args()
@@ -139,8 +141,11 @@ def main() -> None:
     # 3. what the trigger starts for a declared drift: retune-on-drift with the event's fields
     retuned = None
     if verdicts["shifted"]["declared"]:
-        incubation = DRIFT_INCUBATION.model_copy(update={"active": DRIFT_INCUBATION.active.model_copy(
-            update={"rounds": args.rounds})})
+        update = {"active": DRIFT_INCUBATION.active.model_copy(update={"rounds": args.rounds})}
+        if args.budget:
+            update["sampling"] = DRIFT_INCUBATION.sampling.model_copy(
+                update={"fraction": 1.0, "floor": args.budget, "cap": args.budget})
+        incubation = DRIFT_INCUBATION.model_copy(update=update)
         retuned = retune_on_drift(model=champion, plan_hash=plan.hash, corpus=corpora["shifted"],
                                   annotator={"name": "gold"}, incubation=incubation)
     new = str(registry.champion_of(MODEL, plan.hash))
