@@ -153,6 +153,8 @@ def test_rounds_hold_out_only_drawn_texts_and_stop_at_the_gate_the_budget_or_an_
     assert not rounds.stop_after(1, low, {"mean_f1": 0.4})  # the lower end is below the floor
     assert rounds.stop_after(1, low, {"mean_f1": 0.3})  # cleared with its interval
     assert not rounds.stop_after(2, low, {}) and rounds.stop_after(3, low, {})  # no gate: the budget ends it
+    spend = Rounds(sizes=(10, 5, 5), active=ActiveSettings(rounds=3, stop_at_gate=False))  # a drift re-tune's
+    assert not spend.stop_after(1, low, {"mean_f1": 0.3}) and spend.stop_after(3, low, {"mean_f1": 0.3})
 
     grown = with_batch(first, ids, [i for i in ids if i not in first.ids][:5])
     assert not Rounds.added_nothing(first, grown)

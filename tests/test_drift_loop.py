@@ -77,6 +77,7 @@ def test_the_trigger_fires_on_the_drift_event_only_and_passes_its_fields(monkeyp
     assert parameters["corpus"] == {"path": "/data/tweets-december.csv", "text_column": "text", "id_column": "id",
                                     "name": None}
     assert parameters["retune"] is True and parameters["incubation"]["active"]["rounds"] > 1
+    assert parameters["incubation"]["active"]["stop_at_gate"] is False  # a drift re-tune spends its budget
 
     from flows.retune_on_drift import retune_on_drift
 

@@ -45,6 +45,10 @@ class ActiveSettings(BaseModel):
         "this is passed over, so a batch is not a pile of near-copies.",
     )
     seed: int = Field(0, description="Seeds the pool and the tie-breaks.")
+    stop_at_gate: bool = Field(
+        True, description="Stop once the held-out score clears the gate with its interval. False spends the whole "
+        "budget: a drift re-tune aims to recover the agreement it lost, not just to pass the floor.",
+    )
 
 
 def with_batch(sample: AnnotationSample, corpus_ids: Sequence[str], batch: Sequence[str]) -> AnnotationSample:

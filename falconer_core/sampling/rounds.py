@@ -103,8 +103,9 @@ class Rounds(BaseModel):
 
     def stop_after(self, round_: int, metrics: Mapping[str, float], gate: Mapping[str, float]) -> bool:
         """Whether to stop after round `round_` with these held-out metrics: the last round is
-        done, or the gate is cleared with the interval's lower end."""
-        return round_ >= len(self.sizes) or gate_cleared(metrics, gate)
+        done, or (unless `active.stop_at_gate` is off) the gate is cleared with the interval's
+        lower end."""
+        return round_ >= len(self.sizes) or (self.active.stop_at_gate and gate_cleared(metrics, gate))
 
     def next_size(self, round_: int) -> int:
         """How many texts the round after `round_` adds."""
