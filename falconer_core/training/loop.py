@@ -52,7 +52,7 @@ def train(
     first = replay_draw(replay_windows, budget_tokens, rng)
     steps_per_epoch = -(-(len(windows) + len(first)) // settings.batch_size)
     epochs, min_epochs = epoch_budget(settings, steps_per_epoch)
-    if first:  # replay: never more than `replay_max_cost` times what the new task alone must train
+    if replayed:  # never more than `replay_max_cost` times what the new task alone must train
         cap = replay_epoch_cap(settings, -(-len(windows) // settings.batch_size))
         epochs, min_epochs = min(epochs, cap), min(min_epochs, cap)
     draws = [first] + [replay_draw(replay_windows, budget_tokens, rng) for _ in range(epochs - 1)]
@@ -61,7 +61,7 @@ def train(
     epoch_windows = [windows + draw for draw in draws]
     rate = settings.learning_rate * (settings.replay_lr_scale if replayed else 1.0)
     fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, rate), rng, summary,
-        stop_on=new_task_dev(dev, replay))
+        stop_on=new_task_dev(dev, replay) if replayed else None)
     summary.replayed_windows = sum(len(draw) for draw in draws[: summary.epochs_run])
 
     # 4. calibrate the span threshold on dev: small samples make the tagger shy of recall
@@ -135,9 +135,7 @@ def split_with_replay(
 def new_task_dev(dev: list[Example], replay: Sequence[Example]) -> list[Example] | None:
     """The new task's part of a dev split drawn over new + replay, for early stopping: the
     earlier tasks' dev scores keep creeping up as they are rehearsed, and stopping on them ran
-    re-tunes twice as many epochs as the new task alone needs. None without replay."""
-    if not replay:
-        return None
+    re-tunes twice as many epochs as the new task alone needs. None when dev has none of it."""
     pooled = {id(e) for e in replay}
     return [e for e in dev if id(e) not in pooled] or None
 
@@ -200,8 +198,9 @@ def fit(
         return [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
 
     best_state = snapshot() if start_score is not None else None
-    best, since_best, scores = start_score, 0, []
-    watched_best, watched = (start_score if stop_on is None else None), []
+    best, scores = start_score, []
+    # early stopping's score: the whole dev's (as chosen), or `stop_on`'s
+    watched_best, watched, since_best = (start_score if stop_on is None else None), [], 0
     bar = tqdm(range(budget.epochs), desc="fine-tune", unit="epoch", disable=not settings.progress)
     for epoch in bar:
         for module in modules:
@@ -235,9 +234,9 @@ def fit(
             best_state = snapshot()
         if stop_on is not None:
             watched.append(dev_score(metamodel, stop_on))
-            smoothed = smoothed_score(watched, settings.dev_smoothing)
-        if watched_best is None or smoothed > watched_best:
-            watched_best, since_best = smoothed, 0
+        watching = smoothed if stop_on is None else smoothed_score(watched, settings.dev_smoothing)
+        if watched_best is None or watching > watched_best:
+            watched_best, since_best = watching, 0
         else:
             since_best += 1
             if since_best >= settings.patience and epoch + 1 >= budget.min_epochs:
