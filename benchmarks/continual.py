@@ -183,7 +183,7 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
             out[task.name][f"{mode}_cost"] = train(model, task.examples(), settings, extra)
             out[task.name][f"{mode}_pool"] = len(extra)
             out[task.name][f"{mode}_after"] = f1_with_interval(task.counts(model))
-            if replay and k + 1 < len(tasks):
+            if replay and (k + 1 < len(tasks) or args.keep_models):
                 model.save(folder / f"after-{k}")
             print(f"  seed {seed} {task.name} ({mode}): right after {out[task.name][f'{mode}_after']}", flush=True)
         for task in tasks:
@@ -268,6 +268,8 @@ def main() -> None:
                         help="save the genes and persons specialists as precision.py's checkpoints")
     parser.add_argument("--specialists-from", type=Path, default=None, metavar="JSON",
                         help="take each seed's specialist F1s from this earlier results file instead of training them")
+    parser.add_argument("--keep-models", default=None, metavar="DIR",
+                        help="keep the replay sequence's model after each task under DIR/seedN/after-K")
     parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
     parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
                         help="print one table from earlier results files (e.g. one per seed) and run nothing")
@@ -290,6 +292,11 @@ def main() -> None:
     else:
         runs = []
         for seed in args.seeds:
+            if args.keep_models:  # the replay sequence's checkpoints, after each task, for a closer look
+                folder = Path(args.keep_models) / f"seed{seed}"
+                folder.mkdir(parents=True, exist_ok=True)
+                runs.append(run_seed(args.tasks, args, seed, folder))
+                continue
             with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
                 runs.append(run_seed(args.tasks, args, seed, Path(tmp)))
     summary = summarise(args.tasks, runs)
