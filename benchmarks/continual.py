@@ -143,7 +143,8 @@ def train(model: Metamodel, examples: list[Example], settings: TrainingSettings,
     wall, cpu = time.perf_counter(), time.process_time()
     summary = model.fine_tune(examples, settings, replay=replay)
     return {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
-            "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows}
+            "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows, "blend": summary.blend,
+            "span_thresholds": summary.span_thresholds}
 
 
 def specialists_from(path: Path | None, seed: int) -> dict[str, dict]:
@@ -180,7 +181,10 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
         for k, task in enumerate(tasks):
             pools = {t.name: t.examples() for t in tasks[:k]}
             extra, _ = sample_replay(pools, settings) if replay else ([], {})
-            out[task.name][f"{mode}_cost"] = train(model, task.examples(), settings, extra)
+            if k == 0 and replay and args.start_from:  # the first task replays nothing: an earlier run's model
+                model = Metamodel.load(Path(args.start_from) / f"seed{seed}" / "after-0")
+            else:
+                out[task.name][f"{mode}_cost"] = train(model, task.examples(), settings, extra)
             out[task.name][f"{mode}_pool"] = len(extra)
             out[task.name][f"{mode}_after"] = f1_with_interval(task.counts(model))
             if replay and (k + 1 < len(tasks) or args.keep_models):
@@ -270,6 +274,9 @@ def main() -> None:
                         help="take each seed's specialist F1s from this earlier results file instead of training them")
     parser.add_argument("--keep-models", default=None, metavar="DIR",
                         help="keep the replay sequence's model after each task under DIR/seedN/after-K")
+    parser.add_argument("--start-from", default=None, metavar="DIR",
+                        help="take the replay sequence's first model from an earlier --keep-models DIR instead of "
+                        "training it (it replays nothing, so replay settings do not change it)")
     parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
     parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
                         help="print one table from earlier results files (e.g. one per seed) and run nothing")
@@ -306,7 +313,7 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
-                              "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate"}),
+                              "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 

@@ -9,6 +9,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from falconer_core.annotators.annotation import annotate_sample
 from falconer_core.evaluation import score_texts
@@ -158,6 +159,57 @@ def test_replay_caps_the_epochs_so_a_retune_costs_at_most_replay_max_cost_of_one
     summary = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run, pool)
     assert summary.epochs_run == 5  # int(1.2 x 6 / 1.4): the cap, not the 6 asked for
     assert train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run).epochs_run == 6  # alone: uncapped
+
+
+def test_blending_walks_from_the_parent_and_keeps_the_first_blend_the_new_task_allows():
+    from falconer_core.training.blend import blend_with_parent, state_of
+
+    def module(value: float) -> torch.nn.Module:
+        layer = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(layer.weight, value)
+        torch.nn.init.constant_(layer.bias, value)
+        layer.register_buffer("steps", torch.tensor([7 if value else 3]))  # integer: never blended
+        return layer
+
+    parent = state_of([module(0.0)])
+    child = module(1.0)
+    weight = lambda: float(child.weight.detach().mean())  # noqa: E731  the score: the share of the child in the weights
+    shares = (0.9, 0.5, 0.7, 0.6, 0.8)  # tried smallest first, whatever the order given
+
+    kept = blend_with_parent([child], parent, weight, shares, tolerance=0.25)
+    assert kept == {"share": 0.8, "scores": [[1.0, 1.0], [0.5, 0.5], [0.6, 0.6], [0.7, 0.7], [0.8, 0.8]]}
+    assert torch.allclose(child.weight, torch.full((2, 2), 0.8)) and int(child.steps) == 7
+
+    child = module(1.0)
+    kept = blend_with_parent([child], parent, weight, shares, tolerance=0.0)  # no blend keeps all of it
+    assert kept["share"] == 1.0 and len(kept["scores"]) == 6
+    assert torch.allclose(child.weight, torch.ones(2, 2))  # the re-tuned weights, restored
+
+
+def test_a_replaying_fine_tune_ends_blended_with_its_parent_and_one_without_replay_does_not(
+    talks_task, tiny_encoder_path, monkeypatch
+):
+    import falconer_core.training.loop as loop
+
+    new = flatten(step_examples(_annotated(SPEAKERS, 40, prefix="s")))
+    pool, _ = replay_examples([talks_task], TrainingSettings())
+    monkeypatch.setattr(loop, "dev_score", lambda model, dev: 0.5)  # flat: the first blend tried is kept
+    settings = TrainingSettings(progress=False, epochs=2, dev_fraction=0.25, min_dev_examples=5,
+                                calibrate_threshold=False, seed=0, replay_blend=(0.5, 0.7))
+    parent = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    before = {k: v.clone() for k, v in parent.model.state_dict().items()}
+
+    retuned = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    unblended = train(retuned, new, settings.model_copy(update={"replay_blend": ()}), pool)
+    blended = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    summary = train(blended, new, settings, pool)
+    assert unblended.blend is None and summary.blend == {"share": 0.5, "scores": [[1.0, 0.5], [0.5, 0.5]]}
+    after, trained = blended.model.state_dict(), retuned.model.state_dict()
+    moved = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], trained[k])]
+    assert moved  # training changed the weights, and the blend sits halfway
+    assert all(torch.allclose(after[k], 0.5 * before[k] + 0.5 * trained[k], atol=1e-6) for k in moved)
+    alone = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings)
+    assert alone.blend is None  # nothing to keep from a parent without replay
 
 
 def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_off(

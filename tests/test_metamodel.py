@@ -264,6 +264,51 @@ def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_pa
     assert Metamodel.load(tmp_path / "ckpt").span_threshold == report.span_threshold
 
 
+def test_each_span_instruction_gets_its_own_threshold_where_dev_has_enough_of_it(tiny_encoder_path, tmp_path):
+    """A re-tuned model answers several span steps; one threshold for all of them serves the one
+    with most span words. Each instruction with enough dev examples is calibrated on its own."""
+    import dataclasses
+
+    from falconer_core.evaluation import word_f1
+    from falconer_core.metamodel.decoding import spans_from_word_probs
+    from falconer_core.training.loop import THRESHOLD_GRID, calibrate_span_thresholds, set_span_thresholds
+
+    model = Metamodel.from_base(str(tiny_encoder_path))
+    animals = [e for e in _toy_examples(60, seed=8) if isinstance(e, SpanExample)]
+    # a second span step on the same texts: their first word
+    others = [dataclasses.replace(e, instruction="Extract the first word.",
+                                  spans=[Span(e.text.split()[0], 0, len(e.text.split()[0]))]) for e in animals[:30]]
+    dev = animals[:40] + others
+
+    def best(examples):
+        texts, gold = [e.text for e in examples], [list(e.spans) for e in examples]
+        probs = model.span_word_probs(texts, [e.instruction for e in examples], progress=False)
+        f1 = {t: word_f1([spans_from_word_probs(texts[i], *probs[i], t) for i in range(len(texts))], gold, texts)["f1"]
+              for t in THRESHOLD_GRID}
+        return f1, max(f1.values())
+
+    overall, own = calibrate_span_thresholds(model, dev)
+    assert set(own) == {"Extract the animal.", "Extract the first word."}
+    for chosen, examples in ((overall, dev), (own["Extract the animal."], animals[:40]), (own["Extract the first word."], others)):
+        f1, top = best(examples)
+        assert f1[chosen] == top  # each the best on its own examples
+    _, few = calibrate_span_thresholds(model, animals[:40] + others[:10])  # 10 of the second: too few for its own
+    assert set(few) == {"Extract the animal."}
+    assert calibrate_span_thresholds(model, animals[:40])[1] == {}  # one instruction: the overall one is its own
+
+    # the model decodes each text at its instruction's threshold, and keeps them when saved
+    model.config["span_thresholds"] = {"Extract the first word.": 0.2}
+    model.config["span_threshold"] = 0.6
+    texts = [e.text for e in others[:6]]
+    asks = ["Extract the first word.", "Extract the animal."] * 3
+    probs = model.span_word_probs(texts, asks, progress=False)
+    expected = [spans_from_word_probs(texts[i], *probs[i], 0.2 if i % 2 == 0 else 0.6) for i in range(6)]
+    assert model.get_span(texts, asks, progress=False) == expected
+    model.save(tmp_path / "ckpt")
+    assert Metamodel.load(tmp_path / "ckpt").span_threshold_for("Extract the first word.") == 0.2
+    assert set_span_thresholds(model, dev) == (overall, own) and model.config["span_thresholds"] == own
+
+
 def test_shape_ids_give_back_the_casing_an_uncased_tokenizer_drops(tiny):
     from falconer_core.metamodel.shapes import LOWER, MIXED, NO_LETTERS, TITLE, UPPER, case_class, shape_id
 

@@ -36,11 +36,11 @@ class ScoredProxy:
         from falconer_core.metamodel.decoding import span_confidence, spans_from_word_probs
 
         texts, instructions = list(texts), per_text_instructions(texts, instruction)
-        threshold = self.model.span_threshold
         results: list[list[Span]] = [[] for _ in texts]
         for text, asked in zip(texts, instructions):
             self.span_confidence[(text, asked)] = 1.0  # empty texts: nothing to find, surely
         for item, (encoded, probs) in self.model.span_word_probs(texts, instruction).items():
+            threshold = self.model.span_threshold_for(instructions[item])
             results[item] = spans_from_word_probs(texts[item], encoded, probs, threshold)
             self.span_confidence[(texts[item], instructions[item])] = span_confidence(probs, threshold)
         return results

@@ -85,6 +85,10 @@ class Metamodel:
         """P(inside a span) above which a word is tagged; fine-tuning calibrates it on dev."""
         return self.config.get("span_threshold", 0.5)
 
+    def span_threshold_for(self, instruction: str) -> float:
+        """The threshold calibrated for this instruction (a span step), else `span_threshold`."""
+        return self.config.get("span_thresholds", {}).get(instruction, self.span_threshold)
+
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_base(
@@ -215,10 +219,11 @@ class Metamodel:
         progress: bool | None = None,
     ) -> list[list[Span]]:
         """The spans of each text that answer the instruction, with character offsets."""
-        texts = _check_texts(texts)
+        texts, instructions = _check_texts(texts), per_text_instructions(texts, instruction)
         results: list[list[Span]] = [[] for _ in texts]
         for item, (encoded, word_probs) in self.span_word_probs(texts, instruction, batch_size=batch_size, progress=progress).items():
-            results[item] = spans_from_word_probs(texts[item], encoded, word_probs, self.span_threshold)
+            threshold = self.span_threshold_for(instructions[item])
+            results[item] = spans_from_word_probs(texts[item], encoded, word_probs, threshold)
         return results
 
     def span_word_probs(
@@ -330,6 +335,7 @@ class Metamodel:
                 summary.seconds = round(summary.seconds + summary.self_training.seconds, 2)
                 if "span_threshold" in self.config:
                     summary.span_threshold = self.config["span_threshold"]
+                    summary.span_thresholds = self.config.get("span_thresholds", {})
         summary.threads = threads
         self.config["history"].append({"settings": settings.model_dump(), **asdict(summary)})
         return summary

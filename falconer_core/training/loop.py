@@ -7,9 +7,10 @@ every epoch scores the same), and the epoch is chosen on dev F1 smoothed over ne
 epochs (`TrainingSettings.dev_smoothing`): the argmax of raw noisy scores favours a lucky epoch,
 the argmax of a running mean favours a good stretch of training.
 
-A re-tune that replays earlier tasks (`replay.py`) differs in three ways: each epoch adds a fresh
-draw from their pool, it steps at `replay_lr_scale` of the rate, and its epochs are capped
-(`replay_epoch_cap`) while early stopping watches the new task's part of dev only."""
+A re-tune that replays earlier tasks (`replay.py`) differs in four ways: each epoch adds a fresh
+draw from their pool, it steps at `replay_lr_scale` of the rate, its epochs are capped
+(`replay_epoch_cap`) while early stopping watches the new task's part of dev only, and its
+weights end blended back toward the parent's as far as the new task allows (`blend.py`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from falconer_core.errors import ConfigError
 from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.prompt import IGNORE, B, I, O, Window, word_tags
+from falconer_core.training.blend import blend_with_parent, load_state, state_of
 from falconer_core.training.settings import DEFAULT_EPOCHS, TrainingSettings, TrainingSummary
 from falconer_core.types import Example, LabelExample, SpanExample
 
@@ -60,15 +62,19 @@ def train(
     # 3. epochs, each scored on dev; keep the best (smoothed) epoch's weights
     epoch_windows = [windows + draw for draw in draws]
     rate = settings.learning_rate * (settings.replay_lr_scale if replayed else 1.0)
-    fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, rate), rng, summary,
-        stop_on=new_task_dev(dev, replay) if replayed else None)
+    new_dev = new_task_dev(dev, replay) if replayed else None
+    parent = state_of(metamodel.modules()) if new_dev and settings.replay_blend else None
+    fit(metamodel, epoch_windows, dev, settings, Budget(epochs, min_epochs, rate), rng, summary, stop_on=new_dev)
     summary.replayed_windows = sum(len(draw) for draw in draws[: summary.epochs_run])
 
-    # 4. calibrate the span threshold on dev: small samples make the tagger shy of recall
+    # 4. a replaying re-tune: blend back toward the parent as far as the new task allows (`blend.py`)
+    if parent is not None:
+        summary.blend = blend_with_parent(metamodel.modules(), parent, lambda: dev_score(metamodel, new_dev),
+                                          settings.replay_blend, settings.replay_blend_tolerance)
+
+    # 5. calibrate the span threshold on dev: small samples make the tagger shy of recall
     if settings.calibrate_threshold:
-        summary.span_threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
-        if summary.span_threshold is not None:
-            metamodel.config["span_threshold"] = summary.span_threshold
+        summary.span_threshold, summary.span_thresholds = set_span_thresholds(metamodel, dev)
     summary.seconds = round(time.perf_counter() - started, 2)
     return summary
 
@@ -194,10 +200,7 @@ def fit(
     total = sum(-(-len(w) // settings.batch_size) for w in windows[: budget.epochs])
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
 
-    def snapshot() -> list[dict]:
-        return [{k: v.detach().clone() for k, v in module.state_dict().items()} for module in modules]
-
-    best_state = snapshot() if start_score is not None else None
+    best_state = state_of(modules) if start_score is not None else None
     best, scores = start_score, []
     # early stopping's score: the whole dev's (as chosen), or `stop_on`'s
     watched_best, watched, since_best = (start_score if stop_on is None else None), [], 0
@@ -231,7 +234,7 @@ def fit(
         if best is None or smoothed > best:
             best = smoothed
             summary.best_dev_score, summary.best_epoch = round(smoothed, 5), summary.epochs_run
-            best_state = snapshot()
+            best_state = state_of(modules)
         if stop_on is not None:
             watched.append(dev_score(metamodel, stop_on))
         watching = smoothed if stop_on is None else smoothed_score(watched, settings.dev_smoothing)
@@ -242,8 +245,7 @@ def fit(
             if since_best >= settings.patience and epoch + 1 >= budget.min_epochs:
                 break
     if best_state is not None:
-        for module, state in zip(modules, best_state):
-            module.load_state_dict(state)
+        load_state(modules, best_state)
     elif not dev:
         summary.best_epoch = summary.epochs_run
 
@@ -332,28 +334,57 @@ def dev_score(metamodel, dev: list[Example]) -> float:
     return sum(scores) / len(scores)
 
 
-#: Thresholds on P(B) + P(I) tried by `calibrate_span_threshold`.
+#: Thresholds on P(B) + P(I) tried by `calibrate_span_thresholds`.
 THRESHOLD_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
-def calibrate_span_threshold(metamodel, dev: list[SpanExample], min_examples: int = 20) -> float | None:
-    """The grid threshold with the best dev word-level F1 (ties go to 0.5, then to the
-    higher one); None, leaving the threshold as it was, when dev is too small to trust."""
+def calibrate_span_thresholds(
+    metamodel, dev: list[SpanExample], min_examples: int = 20
+) -> tuple[float | None, dict[str, float]]:
+    """(the grid threshold with the best word-level F1 over all of dev's span examples, and one
+    per instruction that has `min_examples` of its own when dev asks more than one), from one
+    forward pass. Ties go to 0.5, then to the higher threshold. (None, {}), leaving the
+    thresholds as they were, when dev is too small to trust. Why per instruction: after a
+    re-tune one threshold serves every span step the model learned, and their best differ (a
+    gene tagger's best threshold left the same model's person tagger shy of recall)."""
     from falconer_core.evaluation.metrics import word_f1
     from falconer_core.metamodel.decoding import spans_from_word_probs
 
     if len(dev) < min_examples:
-        return None
+        return None, {}
     texts = [e.text for e in dev]
     probs = metamodel.span_word_probs(texts, [e.instruction for e in dev], progress=False)
     gold = [list(e.spans) for e in dev]
 
-    def score(threshold: float) -> float:
-        predicted = [spans_from_word_probs(texts[i], *probs[i], threshold) if i in probs else [] for i in range(len(texts))]
-        return word_f1(predicted, gold, texts)["f1"]
+    def best(items: list[int]) -> float:
+        def score(threshold: float) -> float:
+            predicted = [spans_from_word_probs(texts[i], *probs[i], threshold) if i in probs else [] for i in items]
+            return word_f1(predicted, [gold[i] for i in items], [texts[i] for i in items])["f1"]
 
-    scored = {t: score(t) for t in THRESHOLD_GRID}
-    best = max(scored.values())
-    if scored[0.5] >= best - 1e-9:
-        return 0.5
-    return max(t for t, s in scored.items() if s >= best - 1e-9)
+        scored = {t: score(t) for t in THRESHOLD_GRID}
+        top = max(scored.values())
+        if scored[0.5] >= top - 1e-9:
+            return 0.5
+        return max(t for t, s in scored.items() if s >= top - 1e-9)
+
+    asks: dict[str, list[int]] = {}
+    for i, example in enumerate(dev):
+        asks.setdefault(example.instruction, []).append(i)
+    own = {ask: best(items) for ask, items in sorted(asks.items()) if len(items) >= min_examples} if len(asks) > 1 else {}
+    return best(list(range(len(dev)))), own
+
+
+def calibrate_span_threshold(metamodel, dev: list[SpanExample], min_examples: int = 20) -> float | None:
+    """The one threshold over all of dev (see `calibrate_span_thresholds`)."""
+    return calibrate_span_thresholds(metamodel, dev, min_examples)[0]
+
+
+def set_span_thresholds(metamodel, dev: list[Example]) -> tuple[float | None, dict[str, float]]:
+    """Calibrate on dev's span examples and store the thresholds in the model's config (saved
+    with it): the overall one, and those of instructions with enough dev examples, which replace
+    any from an earlier fine-tune (its weights are gone)."""
+    overall, own = calibrate_span_thresholds(metamodel, [e for e in dev if isinstance(e, SpanExample)])
+    if overall is not None:
+        metamodel.config["span_threshold"] = overall
+        metamodel.config["span_thresholds"] = own
+    return overall, own

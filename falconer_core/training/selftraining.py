@@ -34,7 +34,6 @@ from falconer_core.metamodel.decoding import span_confidence, spans_from_word_pr
 from falconer_core.metamodel.prompt import B, I
 from falconer_core.training.loop import (
     Budget,
-    calibrate_span_threshold,
     check_examples,
     dev_score,
     encode_examples,
@@ -42,6 +41,7 @@ from falconer_core.training.loop import (
     is_positive,
     replay_budget,
     replay_draw,
+    set_span_thresholds,
     split_with_replay,
 )
 from falconer_core.training.settings import SelfTrainingSummary, TrainingSettings, TrainingSummary
@@ -120,7 +120,7 @@ def _span_answers(metamodel, pool: list[str], instruction: str, threshold: float
     probs = metamodel.span_word_probs(pool, instruction, progress=False)
     out: list[tuple[float, Example]] = []
     for item, (encoded, word_probs) in sorted(probs.items()):
-        spans = tuple(spans_from_word_probs(pool[item], encoded, word_probs, metamodel.span_threshold))
+        spans = tuple(spans_from_word_probs(pool[item], encoded, word_probs, metamodel.span_threshold_for(instruction)))
         if unit == "text":
             out.append((span_confidence(word_probs), SpanExample(pool[item], instruction, spans)))
             continue
@@ -206,10 +206,9 @@ def _self_train(
             break
         summary.kept_rounds += 1
         if settings.calibrate_threshold:
-            threshold = calibrate_span_threshold(metamodel, [e for e in dev if isinstance(e, SpanExample)])
+            threshold, own = set_span_thresholds(metamodel, dev)
             if threshold is not None:
-                metamodel.config["span_threshold"] = threshold
-                record["span_threshold"] = threshold
+                record["span_threshold"], record["span_thresholds"] = threshold, own
     summary.seconds = round(time.perf_counter() - started, 2)
     return summary
 

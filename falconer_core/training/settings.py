@@ -100,6 +100,17 @@ class TrainingSettings(BaseModel):
         1.5, gt=1, description="A replaying re-tune trains at most this many times the tokens the new task alone "
         "trains at least (its minimum epochs): it caps the epochs, so replay never costs more than this.",
     )
+    replay_blend: tuple[float, ...] = Field(
+        (0.5, 0.6, 0.7, 0.8, 0.9), description="After a replaying re-tune, the blends of its weights with the "
+        "parent's tried (share of the re-tuned weights, the rest the parent's), smallest first: the first whose "
+        "new-task dev score keeps `replay_blend_tolerance` of the re-tuned weights' is kept (`blend.py`). "
+        "Empty: no blending.",
+    )
+    replay_blend_tolerance: float = Field(
+        0.03, ge=0, lt=1, description="How much of the re-tuned weights' new-task dev score a blend with the "
+        "parent may give up (relative): 0.03, the share any earlier task may lose under the gate's "
+        "0.97 bar in the continual benchmark.",
+    )
     threads: int | None = Field(
         None, ge=1, description="torch threads while fine-tuning. Sums split over threads add up in another "
         "order, so another count gives other weights from the same job; the count is pinned for the whole "
@@ -133,9 +144,11 @@ class TrainingSummary:
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     span_threshold: float | None = None
+    span_thresholds: dict[str, float] = field(default_factory=dict)  # per instruction, where dev had enough
     threads: int = 0  # torch threads it ran with (see `TrainingSettings.threads`)
     n_replay: int = 0  # replay pool examples in the train split (see `replay.py`)
     replayed_windows: int = 0  # replay windows trained on, summed over the epochs
+    blend: dict | None = None  # the blend with the parent a replaying re-tune kept (see `blend.py`)
     self_training: SelfTrainingSummary | None = None  # when unlabeled texts were used
 
 
