@@ -161,7 +161,7 @@ def test_replay_caps_the_epochs_so_a_retune_costs_at_most_replay_max_cost_of_one
     assert train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run).epochs_run == 6  # alone: uncapped
 
 
-def test_blending_walks_from_the_parent_and_keeps_the_first_blend_the_new_task_allows():
+def test_blending_steps_from_the_child_toward_the_parent_while_the_new_task_allows():
     from falconer_core.training.blend import blend_with_parent, state_of
 
     def module(value: float) -> torch.nn.Module:
@@ -173,17 +173,22 @@ def test_blending_walks_from_the_parent_and_keeps_the_first_blend_the_new_task_a
 
     parent = state_of([module(0.0)])
     child = module(1.0)
-    weight = lambda: float(child.weight.detach().mean())  # noqa: E731  the score: the share of the child in the weights
-    shares = (0.9, 0.5, 0.7, 0.6, 0.8)  # tried smallest first, whatever the order given
+    weight = lambda: float(child.weight.detach().mean())  # noqa: E731  the score: the child's share in the weights
+    shares = (0.5, 0.9, 0.7, 0.6, 0.8)  # tried from the child's end, whatever the order given
 
     kept = blend_with_parent([child], parent, weight, shares, tolerance=0.25)
-    assert kept == {"share": 0.8, "scores": [[1.0, 1.0], [0.5, 0.5], [0.6, 0.6], [0.7, 0.7], [0.8, 0.8]]}
+    assert kept == {"share": 0.8, "scores": [[1.0, 1.0], [0.9, 0.9], [0.8, 0.8], [0.7, 0.7]]}  # 0.7 stopped it
     assert torch.allclose(child.weight, torch.full((2, 2), 0.8)) and int(child.steps) == 7
 
     child = module(1.0)
     kept = blend_with_parent([child], parent, weight, shares, tolerance=0.0)  # no blend keeps all of it
-    assert kept["share"] == 1.0 and len(kept["scores"]) == 6
+    assert kept == {"share": 1.0, "scores": [[1.0, 1.0], [0.9, 0.9]]}
     assert torch.allclose(child.weight, torch.ones(2, 2))  # the re-tuned weights, restored
+
+    child = module(1.0)
+    lucky = iter([1.0, 0.5, 1.0, 1.0, 1.0, 1.0])  # 0.9 falls short; a lucky score further on must not count
+    kept = blend_with_parent([child], parent, lambda: next(lucky), shares, tolerance=0.1)
+    assert kept["share"] == 1.0 and torch.allclose(child.weight, torch.ones(2, 2))
 
 
 def test_a_replaying_fine_tune_ends_blended_with_its_parent_and_one_without_replay_does_not(
@@ -195,7 +200,7 @@ def test_a_replaying_fine_tune_ends_blended_with_its_parent_and_one_without_repl
     pool, _ = replay_examples([talks_task], TrainingSettings())
     monkeypatch.setattr(loop, "dev_score", lambda model, dev: 0.5)  # flat: the first blend tried is kept
     settings = TrainingSettings(progress=False, epochs=2, dev_fraction=0.25, min_dev_examples=5,
-                                calibrate_threshold=False, seed=0, replay_blend=(0.5, 0.7))
+                                calibrate_threshold=False, seed=0, replay_blend=(0.5,))
     parent = Metamodel.from_base(str(tiny_encoder_path), seed=0)
     before = {k: v.clone() for k, v in parent.model.state_dict().items()}
 

@@ -2,8 +2,8 @@
 sample splits by text into train and held-out (`split`), the fine-tune loop with its dev split and
 early stopping (`loop`), self-training on the corpus's unannotated texts (`unlabeled` draws them,
 `selftraining` pseudo-labels and re-trains), and the checkpoint saved under a content key
-(`checkpoint`), the torch thread count pinned for a fine-tune (`threads`), and a re-tune's rehearsal
-of earlier tasks' annotations (`replay`). How to train is `settings`: plain data, no torch.
+(`checkpoint`), the torch thread count pinned for a fine-tune (`threads`), a re-tune's rehearsal
+of earlier tasks' annotations (`replay`) and its blend back toward the parent (`blend`). How to train is `settings`: plain data, no torch.
 
 `metamodel/` keeps the model itself (encode, decode, heads, precision); `Metamodel.fine_tune`
 is the entry point and calls in here.

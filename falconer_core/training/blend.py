@@ -3,11 +3,14 @@
 A child re-tuned from a parent sits close to it in weight space, and the straight line between
 the two passes through weights that keep much of both: the parent's earlier tasks and the
 child's new one (weight-space ensembling, as in WiSE-FT, Wortsman et al. 2022). After a
-replaying re-tune, `blend_with_parent` walks that line from the parent's end and keeps the
-first blend whose score on the new task's dev texts stays within `replay_blend_tolerance` of
-the re-tuned weights'. Only the new task's dev texts choose: every earlier task's examples were
-trained on by some ancestor, so their scores would flatter the parent. A blend costs one scoring
-pass of those dev texts, no training.
+replaying re-tune, `blend_with_parent` steps along that line from the child toward the parent
+while the score on the new task's dev texts stays within `replay_blend_tolerance` of the
+re-tuned weights'. Only the new task's dev texts choose: every earlier task's examples were
+trained on by some ancestor, so their scores would flatter the parent. The steps stop at 0.8 of
+the child by default: on the continual benchmark a task the parent had never seen lost 1-5% of
+its F1 at 0.8 and 18% at 0.6 (BTC persons after BC2GM genes), where 0.85 after the demo plan kept
+3% more of both earlier BTC persons and SMS spam for 1.4% of the demo's. A try costs one scoring
+pass of the new task's dev texts, no training.
 """
 
 from __future__ import annotations
@@ -43,19 +46,22 @@ def blend_with_parent(
     shares: Sequence[float], tolerance: float,
 ) -> dict:
     """Load into `modules` (the re-tuned child's) the blend with the smallest share of the child
-    that `score` (the new task's dev score of the weights loaded) puts at least
-    `(1 - tolerance)` of the child's own; the child itself when none does. Returns what was
-    tried: `{"share": chosen, "scores": [[share, score], ...]}`."""
+    reached by stepping down `shares` from the child's end while `score` (the new task's dev
+    score of the weights loaded) stays at least `(1 - tolerance)` of the child's own; the first
+    blend below stops the walk, so one lucky score on a small dev split cannot jump far from
+    the child. The child itself when none passes. Returns what was tried:
+    `{"share": chosen, "scores": [[share, score], ...]}`."""
     child = state_of(modules)
     own = score()
-    tried = [[1.0, round(own, 5)]]
-    for share in sorted(s for s in shares if 0 < s < 1):
+    tried, chosen = [[1.0, round(own, 5)]], 1.0
+    for share in sorted((s for s in shares if 0 < s < 1), reverse=True):
         load_state(modules, blended_state(parent, child, share))
         tried.append([share, round(value := score(), 5)])
-        if value >= (1 - tolerance) * own:
-            return {"share": share, "scores": tried}
-    load_state(modules, child)
-    return {"share": 1.0, "scores": tried}
+        if value < (1 - tolerance) * own:
+            break
+        chosen = share
+    load_state(modules, child if chosen == 1.0 else blended_state(parent, child, chosen))
+    return {"share": chosen, "scores": tried}
 
 
 __all__ = ["blend_with_parent", "blended_state", "load_state", "state_of"]

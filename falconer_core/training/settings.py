@@ -101,15 +101,14 @@ class TrainingSettings(BaseModel):
         "trains at least (its minimum epochs): it caps the epochs, so replay never costs more than this.",
     )
     replay_blend: tuple[float, ...] = Field(
-        (0.5, 0.6, 0.7, 0.8, 0.9), description="After a replaying re-tune, the blends of its weights with the "
-        "parent's tried (share of the re-tuned weights, the rest the parent's), smallest first: the first whose "
-        "new-task dev score keeps `replay_blend_tolerance` of the re-tuned weights' is kept (`blend.py`). "
-        "Empty: no blending.",
+        (0.9, 0.8), description="After a replaying re-tune, the blends of its weights with the parent's tried "
+        "(share of the re-tuned weights, the rest the parent's), from the child's end: each is kept while the "
+        "new-task dev score stays within `replay_blend_tolerance` of the re-tuned weights', and the first that "
+        "falls below stops the walk (`blend.py`). Empty: no blending.",
     )
     replay_blend_tolerance: float = Field(
-        0.03, ge=0, lt=1, description="How much of the re-tuned weights' new-task dev score a blend with the "
-        "parent may give up (relative): 0.03, the share any earlier task may lose under the gate's "
-        "0.97 bar in the continual benchmark.",
+        0.02, ge=0, lt=1, description="How much of the re-tuned weights' new-task dev score a blend with the "
+        "parent may give up (relative).",
     )
     threads: int | None = Field(
         None, ge=1, description="torch threads while fine-tuning. Sums split over threads add up in another "
