@@ -345,8 +345,8 @@ def calibrate_span_thresholds(
     per instruction that has `min_examples` of its own when dev asks more than one), from one
     forward pass. Ties go to 0.5, then to the higher threshold. (None, {}), leaving the
     thresholds as they were, when dev is too small to trust. Why per instruction: after a
-    re-tune one threshold serves every span step the model learned, and their best differ (a
-    gene tagger's best threshold left the same model's person tagger shy of recall)."""
+    re-tune one threshold served every span step the model learned, so a step's threshold
+    depended on which other steps it had learned."""
     from falconer_core.evaluation.metrics import word_f1
     from falconer_core.metamodel.decoding import spans_from_word_probs
 
