@@ -162,7 +162,8 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
     """Specialists, the two sequences (with and without replay), and forward transfer, for one seed."""
     tasks = [make_task(n, args.size, args.test_size, seed) for n in names]
     settings = TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
-                                replay_share=args.replay_share, replay_blend=args.replay_blend)
+                                replay_share=args.replay_share, replay_blend=args.replay_blend,
+                                replay_lr_scale=args.replay_lr_scale)
     out: dict[str, dict] = {t.name: {} for t in tasks}
     earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--transfer-size", type=int, default=64, help="annotations for forward transfer (0: skip it)")
     parser.add_argument("--replay-cap", type=int, default=TrainingSettings().replay_cap)
     parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
+    parser.add_argument("--replay-lr-scale", type=float, default=TrainingSettings().replay_lr_scale)
     parser.add_argument("--replay-blend", type=float, nargs="*", default=TrainingSettings().replay_blend,
                         help="blends with the parent tried after a replaying re-tune (none: no blending)")
     parser.add_argument("--baseline-seeds", type=int, nargs="*", default=None,
@@ -315,7 +317,8 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
-                              "replay_blend": list(args.replay_blend), "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
+                              "replay_blend": list(args.replay_blend),
+                              "replay_lr_scale": args.replay_lr_scale, "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 
