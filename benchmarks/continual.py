@@ -303,13 +303,11 @@ def main() -> None:
     else:
         runs = []
         for seed in args.seeds:
-            if args.keep_models:  # the replay sequence's checkpoints, after each task, for a closer look
-                folder = Path(args.keep_models) / f"seed{seed}"
+            with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
+                # --keep-models: the replay sequence's checkpoints, after each task, for a closer look
+                folder = Path(args.keep_models) / f"seed{seed}" if args.keep_models else Path(tmp)
                 folder.mkdir(parents=True, exist_ok=True)
                 runs.append(run_seed(args.tasks, args, seed, folder))
-                continue
-            with tempfile.TemporaryDirectory(prefix="falconer-continual-") as tmp:
-                runs.append(run_seed(args.tasks, args, seed, Path(tmp)))
     summary = summarise(args.tasks, runs)
     print(f"\ncontinual re-tuning: {' -> '.join(args.tasks)}, {args.size} annotations each, "
           f"{args.test_size} test texts, seeds {args.seeds} (means; R = replay, kept = final / specialist, "
@@ -317,8 +315,8 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
-                              "replay_blend": list(args.replay_blend),
-                              "replay_lr_scale": args.replay_lr_scale, "training": TrainingSettings().model_dump(include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
+                              "training": TrainingSettings(replay_lr_scale=args.replay_lr_scale, replay_blend=args.replay_blend).model_dump(
+                                  include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 

@@ -241,11 +241,11 @@ def test_small_sets_train_without_a_dev_split_that_would_be_noise(tiny_encoder_p
 def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_path):
     from falconer_core.evaluation import word_f1
     from falconer_core.metamodel.decoding import spans_from_word_probs
-    from falconer_core.training.loop import THRESHOLD_GRID, calibrate_span_threshold
+    from falconer_core.training.loop import THRESHOLD_GRID, calibrate_span_thresholds
 
     model = Metamodel.from_base(str(tiny_encoder_path))
     dev = [e for e in _toy_examples(40, seed=6) if isinstance(e, SpanExample)]
-    chosen = calibrate_span_threshold(model, dev)
+    chosen = calibrate_span_thresholds(model, dev)[0]
     assert chosen in THRESHOLD_GRID
     texts, gold = [e.text for e in dev], [list(e.spans) for e in dev]
     probs = model.span_word_probs(texts, "Extract the animal.", progress=False)
@@ -254,7 +254,7 @@ def test_span_threshold_is_calibrated_on_dev_and_saved(tiny_encoder_path, tmp_pa
         return word_f1([spans_from_word_probs(texts[i], *probs[i], t) for i in range(len(texts))], gold, texts)["f1"]
 
     assert f1(chosen) == max(f1(t) for t in THRESHOLD_GRID)
-    assert calibrate_span_threshold(model, dev[:5]) is None  # too few to trust
+    assert calibrate_span_thresholds(model, dev[:5])[0] is None  # too few to trust
 
     # fine_tune calibrates on its own dev split (60 examples, about 30 of them spans) and saves it
     report = model.fine_tune(_toy_examples(150, seed=7), epochs=1, dev_fraction=0.2, progress=False)

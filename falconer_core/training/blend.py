@@ -57,14 +57,14 @@ def blend_with_parent(
     `{"share": chosen, "scores": [[share, score], ...]}`."""
     child = state_of(modules)
     own = score()
-    tried, chosen = [[1.0, round(own, 5)]], 1.0
+    tried, chosen, kept = [[1.0, round(own, 5)]], 1.0, child
     for share in sorted((s for s in shares if 0 < s < 1), reverse=True):
-        load_state(modules, blended_state(parent, child, share))
+        load_state(modules, state := blended_state(parent, child, share))
         tried.append([share, round(value := score(), 5)])
         if value < (1 - tolerance) * own:
             break
-        chosen = share
-    load_state(modules, child if chosen == 1.0 else blended_state(parent, child, chosen))
+        chosen, kept = share, state
+    load_state(modules, kept)
     return {"share": chosen, "scores": tried}
 
 

@@ -374,11 +374,6 @@ def calibrate_span_thresholds(
     return best(list(range(len(dev)))), own
 
 
-def calibrate_span_threshold(metamodel, dev: list[SpanExample], min_examples: int = 20) -> float | None:
-    """The one threshold over all of dev (see `calibrate_span_thresholds`)."""
-    return calibrate_span_thresholds(metamodel, dev, min_examples)[0]
-
-
 def set_span_thresholds(metamodel, dev: list[Example]) -> tuple[float | None, dict[str, float]]:
     """Calibrate on dev's span examples and store the thresholds in the model's config (saved
     with it): the overall one, and those of instructions with enough dev examples, which replace
