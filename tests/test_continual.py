@@ -217,6 +217,54 @@ def test_a_replaying_fine_tune_ends_blended_with_its_parent_and_one_without_repl
     assert alone.blend is None  # nothing to keep from a parent without replay
 
 
+def test_distillation_loss_is_the_kl_from_the_parents_probabilities_on_replayed_windows_only():
+    from falconer_core.metamodel.batching import collate
+    from falconer_core.metamodel.prompt import IGNORE, Window
+    from falconer_core.training.distill import distill_loss
+
+    replayed = Window(0, [5, 6, 7], 0, 0, 3, labels=[IGNORE, 1, 0], teacher=torch.tensor([[0.2, 0.7, 0.1]] * 3))
+    new = Window(1, [5, 6, 7, 8], 0, 0, 4, labels=[0, 0, 2, 0])
+    batch = collate([new, replayed], pad_id=0, device="cpu")
+    assert batch["teacher_mask"].tolist() == [[False] * 4, [False, True, True, False]]  # its supervised positions
+    agreeing = torch.log(torch.tensor([0.2, 0.7, 0.1])).expand(2, 4, 3)
+    assert float(distill_loss(agreeing, batch)) == pytest.approx(0.0, abs=1e-6)
+    sure = torch.tensor([0.0, 10.0, 0.0]).expand(2, 4, 3)  # confident B where the parent hedged
+    expected = sum(p * (torch.log(torch.tensor(p)) - torch.log_softmax(torch.tensor([0.0, 10.0, 0.0]), 0)[k])
+                   for k, p in enumerate([0.2, 0.7, 0.1]))
+    assert float(distill_loss(sure, batch)) == pytest.approx(float(expected), rel=1e-5)
+    assert distill_loss(sure, collate([new], pad_id=0, device="cpu")) is None and "teacher" not in collate([new], 0, "cpu")
+
+
+def test_a_distilling_retune_teaches_each_replayed_window_the_parents_answers_once(talks_task, tiny_encoder_path, monkeypatch):
+    import falconer_core.training.loop as loop
+
+    new = flatten(step_examples(_annotated(SPEAKERS, 24, prefix="s")))
+    pool, _ = replay_examples([talks_task], TrainingSettings())
+    settings = TrainingSettings(progress=False, epochs=3, min_dev_examples=1000, seed=0, replay_distill=1.0)
+    taught = []
+    real_teach = loop.teach
+
+    def spy(model, windows, batch_size):
+        parent = {k: v.clone() for k, v in model.model.state_dict().items()}
+        count = real_teach(model, windows, batch_size)
+        taught.append((parent, windows, count))
+        return count
+    monkeypatch.setattr(loop, "teach", spy)
+    model = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    before = {k: v.clone() for k, v in model.model.state_dict().items()}
+    summary = train(model, new, settings, pool)
+    (parent, windows, count), = taught
+    assert all(torch.equal(parent[k], before[k]) for k in before)  # taught by the parent, before any step
+    assert 0 < summary.distilled_windows == count == len({id(w) for w in windows}) <= summary.replayed_windows
+    assert all(w.teacher is not None and w.teacher.shape == (len(w.input_ids), 3) for w in windows)
+    assert all(torch.allclose(w.teacher.sum(-1), torch.ones(len(w.input_ids))) for w in windows)
+    plain = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings.model_copy(update={"replay_distill": 0.0}), pool)
+    assert plain.distilled_windows == 0 and len(taught) == 1
+    assert plain.train_loss != summary.train_loss  # the KL term is in the loss
+    alone = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings)
+    assert alone.distilled_windows == 0 and len(taught) == 1  # no parent to distil without replay
+
+
 def test_a_retune_from_a_parent_trains_on_replayed_examples_and_not_with_replay_off(
     talks_task, tiny_encoder_path, tmp_path, monkeypatch
 ):

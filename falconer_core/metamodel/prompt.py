@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from falconer_core.errors import ConfigError, ModelError
 from falconer_core.metamodel.shapes import shape_id
+
+if TYPE_CHECKING:
+    import torch
 
 # Label scheme recorded in every checkpoint.
 O, B, I = 0, 1, 2
@@ -84,6 +88,7 @@ class Window:
     choice_positions: tuple[int, ...] = ()  # label mode: positions of "yes" and "no"
     labels: list[int] | None = field(default=None, repr=False)
     shape_ids: list[int] | None = field(default=None, repr=False)
+    teacher: torch.Tensor | None = field(default=None, repr=False)  # training: the parent's tag probabilities (`distill.py`)
 
 
 class PromptEncoder:

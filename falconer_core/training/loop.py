@@ -9,7 +9,8 @@ the argmax of a running mean favours a good stretch of training.
 
 A re-tune that replays earlier tasks (`replay.py`) differs in four ways: each epoch adds a fresh
 draw from their pool, it steps at `replay_lr_scale` of the rate, its epochs are capped
-(`replay_epoch_cap`) while early stopping watches the new task's part of dev only, and its
+(`replay_epoch_cap`) while early stopping watches the new task's part of dev only, and, when
+asked, the replayed windows also pull toward the parent's answers (`distill.py`) and the
 weights end blended back toward the parent's as far as the new task allows (`blend.py`)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from falconer_core.errors import ConfigError
 from falconer_core.metamodel.batching import collate
 from falconer_core.metamodel.prompt import IGNORE, B, I, O, Window, word_tags
 from falconer_core.training.blend import blend_with_parent, load_state, state_of
+from falconer_core.training.distill import distill_loss, teach
 from falconer_core.training.settings import DEFAULT_EPOCHS, TrainingSettings, TrainingSummary
 from falconer_core.types import Example, LabelExample, SpanExample
 
@@ -58,6 +60,8 @@ def train(
         cap = replay_epoch_cap(settings, -(-len(windows) // settings.batch_size))
         epochs, min_epochs = min(epochs, cap), min(min_epochs, cap)
     draws = [first] + [replay_draw(replay_windows, budget_tokens, rng) for _ in range(epochs - 1)]
+    if settings.replay_distill > 0 and replayed:  # the parent's answers on what will replay (`distill.py`)
+        summary.distilled_windows = teach(metamodel, [w for draw in draws for w in draw], settings.batch_size)
 
     # 3. epochs, each scored on dev; keep the best (smoothed) epoch's weights
     epoch_windows = [windows + draw for draw in draws]
@@ -211,7 +215,10 @@ def fit(
         losses = []
         for batch_windows in length_bucketed_batches(windows[epoch], settings.batch_size, rng):
             batch = collate(batch_windows, metamodel.tokenizer.pad_token_id, metamodel.device)
-            loss = metamodel.forward(batch).loss
+            output = metamodel.forward(batch)
+            loss = output.loss
+            if settings.replay_distill > 0 and (kl := distill_loss(output.logits, batch)) is not None:
+                loss = loss + settings.replay_distill * kl
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()

@@ -100,6 +100,12 @@ class TrainingSettings(BaseModel):
         1.5, gt=1, description="A replaying re-tune trains at most this many times the tokens the new task alone "
         "trains at least (its minimum epochs): it caps the epochs, so replay never costs more than this.",
     )
+    replay_distill: float = Field(
+        0.0, ge=0, description="Weight of a distillation loss on replayed windows: the child's tag probabilities "
+        "at their supervised positions are pulled toward the parent's (KL), so it keeps the parent's answers and "
+        "their calibration, not only the gold tags (`distill.py`). Costs one parent forward pass per distinct "
+        "replayed window. 0: gold tags only.",
+    )
     replay_blend: tuple[float, ...] = Field(
         (), description="After a replaying re-tune, blends of its weights with the parent's to try (share of the "
         "re-tuned weights, the rest the parent's, e.g. 0.9 0.8), from the child's end: each is kept while the "
@@ -149,6 +155,7 @@ class TrainingSummary:
     threads: int = 0  # torch threads it ran with (see `TrainingSettings.threads`)
     n_replay: int = 0  # replay pool examples in the train split (see `replay.py`)
     replayed_windows: int = 0  # replay windows trained on, summed over the epochs
+    distilled_windows: int = 0  # replay windows given the parent's probabilities (see `distill.py`)
     blend: dict | None = None  # the blend with the parent a replaying re-tune kept (see `blend.py`)
     self_training: SelfTrainingSummary | None = None  # when unlabeled texts were used
 
