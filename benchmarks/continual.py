@@ -143,7 +143,8 @@ def train(model: Metamodel, examples: list[Example], settings: TrainingSettings,
     wall, cpu = time.perf_counter(), time.process_time()
     summary = model.fine_tune(examples, settings, replay=replay)
     return {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
-            "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows, "blend": summary.blend,
+            "epochs": summary.epochs_run, "replayed_windows": summary.replayed_windows,
+            "distilled_windows": summary.distilled_windows, "blend": summary.blend,
             "span_thresholds": summary.span_thresholds}
 
 
@@ -163,7 +164,7 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
     tasks = [make_task(n, args.size, args.test_size, seed) for n in names]
     settings = TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
                                 replay_share=args.replay_share, replay_blend=args.replay_blend,
-                                replay_lr_scale=args.replay_lr_scale)
+                                replay_lr_scale=args.replay_lr_scale, replay_distill=args.replay_distill)
     out: dict[str, dict] = {t.name: {} for t in tasks}
     earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
@@ -268,6 +269,8 @@ def main() -> None:
     parser.add_argument("--replay-cap", type=int, default=TrainingSettings().replay_cap)
     parser.add_argument("--replay-share", type=float, default=TrainingSettings().replay_share)
     parser.add_argument("--replay-lr-scale", type=float, default=TrainingSettings().replay_lr_scale)
+    parser.add_argument("--replay-distill", type=float, default=TrainingSettings().replay_distill,
+                        help="weight of the distillation from the parent on replayed windows (0: none)")
     parser.add_argument("--replay-blend", type=float, nargs="*", default=TrainingSettings().replay_blend,
                         help="blends with the parent tried after a replaying re-tune (none: no blending)")
     parser.add_argument("--baseline-seeds", type=int, nargs="*", default=None,
@@ -315,8 +318,10 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
-                              "training": TrainingSettings(replay_lr_scale=args.replay_lr_scale, replay_blend=args.replay_blend).model_dump(
-                                  include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend", "replay_blend_tolerance"}),
+                              "training": TrainingSettings(replay_lr_scale=args.replay_lr_scale, replay_blend=args.replay_blend,
+                                                           replay_distill=args.replay_distill).model_dump(
+                                  include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend",
+                                           "replay_blend_tolerance", "replay_distill"}),
                               "summary": summary, "runs": runs})
     print(f"results: {path}")
 

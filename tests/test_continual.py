@@ -144,18 +144,23 @@ def test_a_replaying_fine_tune_stops_on_the_new_task_but_keeps_the_epoch_best_on
 def test_replay_caps_the_epochs_so_a_retune_costs_at_most_replay_max_cost_of_one_without(talks_task, tiny_encoder_path):
     from falconer_core.training.loop import epoch_budget, replay_epoch_cap
 
-    settings = TrainingSettings(replay_share=0.4, replay_max_cost=1.5, min_steps=200, min_epochs=4)
+    settings = TrainingSettings(replay_share=0.4, replay_max_cost=1.5, min_steps=200, min_epochs=4, replay_distill=0)
     # 29 steps an epoch alone: at least 7 epochs (200 steps); 1.4x an epoch with replay: 7 fit in 1.5 x 7
     assert epoch_budget(settings, 29)[1] == 7 and replay_epoch_cap(settings, 29) == 7
     assert replay_epoch_cap(settings, 100) == 4  # alone: its 4 minimum epochs; 4 x 1.4 <= 1.5 x 4 < 5 x 1.4
     assert replay_epoch_cap(settings.model_copy(update={"replay_max_cost": 3.0}), 100) == 8
+    distilling = settings.model_copy(update={"replay_distill": 1.0})  # + the parent's forward over the share
+    assert replay_epoch_cap(distilling, 29) == 6  # 6 x (1 + 0.4 x 4/3) <= 1.5 x 7 < 7 x 1.53
     for steps in (1, 7, 29, 50, 100, 400):
-        cap = replay_epoch_cap(settings, steps)
-        assert cap * (1 + settings.replay_share) <= settings.replay_max_cost * epoch_budget(settings, steps)[1]
+        for each in (settings, distilling):
+            cap = replay_epoch_cap(each, steps)
+            taught = each.replay_share / 3 if each.replay_distill else 0
+            assert cap * (1 + each.replay_share + taught) <= each.replay_max_cost * epoch_budget(each, steps)[1] + 1e-9
 
     new = flatten(step_examples(_annotated(SPEAKERS, 24, prefix="s")))
     pool, _ = replay_examples([talks_task], TrainingSettings())
-    run = TrainingSettings(progress=False, epochs=6, min_epochs=6, min_dev_examples=1000, seed=0, replay_max_cost=1.2)
+    run = TrainingSettings(progress=False, epochs=6, min_epochs=6, min_dev_examples=1000, seed=0, replay_max_cost=1.2,
+                           replay_distill=0)
     summary = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run, pool)
     assert summary.epochs_run == 5  # int(1.2 x 6 / 1.4): the cap, not the 6 asked for
     assert train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, run).epochs_run == 6  # alone: uncapped

@@ -150,12 +150,19 @@ def new_task_dev(dev: list[Example], replay: Sequence[Example]) -> list[Example]
     return [e for e in dev if id(e) not in pooled] or None
 
 
+#: A forward pass costs about a third of a training step (forward and backward) on the same tokens.
+FORWARD_COST = 1 / 3
+
+
 def replay_epoch_cap(settings: TrainingSettings, steps_alone: int) -> int:
     """Most epochs of a replaying fine-tune: an epoch costs up to 1 + `replay_share` of one
-    without replay, and the new task alone trains at least its `min_epochs`, so this many keep
-    the replaying run within `replay_max_cost` of the run without replay, by construction."""
+    without replay (and, when it distils, the parent's forward pass over that share, once at
+    most: `FORWARD_COST` of its training), and the new task alone trains at least its
+    `min_epochs`, so this many keep the replaying run within `replay_max_cost` of the run
+    without replay, by construction."""
     alone = epoch_budget(settings, steps_alone)[1]
-    return max(1, int(settings.replay_max_cost * alone / (1 + settings.replay_share)))
+    per_epoch = 1 + settings.replay_share * (1 + (FORWARD_COST if settings.replay_distill > 0 else 0))
+    return max(1, int(settings.replay_max_cost * alone / per_epoch))
 
 
 def replay_budget(windows: list[Window], settings: TrainingSettings) -> float:

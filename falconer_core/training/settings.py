@@ -101,10 +101,10 @@ class TrainingSettings(BaseModel):
         "trains at least (its minimum epochs): it caps the epochs, so replay never costs more than this.",
     )
     replay_distill: float = Field(
-        0.0, ge=0, description="Weight of a distillation loss on replayed windows: the child's tag probabilities "
+        1.0, ge=0, description="Weight of a distillation loss on replayed windows: the child's tag probabilities "
         "at their supervised positions are pulled toward the parent's (KL), so it keeps the parent's answers and "
-        "their calibration, not only the gold tags (`distill.py`). Costs one parent forward pass per distinct "
-        "replayed window. 0: gold tags only.",
+        "their calibration, not only the gold tags (`distill.py`). It costs one parent forward pass per distinct "
+        "replayed window, which the epoch cap counts. 0: gold tags only.",
     )
     replay_blend: tuple[float, ...] = Field(
         (), description="After a replaying re-tune, blends of its weights with the parent's to try (share of the "
