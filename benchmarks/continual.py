@@ -183,8 +183,8 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
         for k, task in enumerate(tasks):
             pools = {t.name: t.examples() for t in tasks[:k]}
             extra, _ = sample_replay(pools, settings) if replay else ([], {})
-            if k == 0 and replay and args.start_from:  # the first task replays nothing: an earlier run's model
-                model = Metamodel.load(Path(args.start_from) / f"seed{seed}" / "after-0")
+            if k <= args.start_after and replay and args.start_from:  # an earlier run's model after task k
+                model = Metamodel.load(Path(args.start_from) / f"seed{seed}" / f"after-{k}")
             else:
                 out[task.name][f"{mode}_cost"] = train(model, task.examples(), settings, extra)
             out[task.name][f"{mode}_pool"] = len(extra)
@@ -284,6 +284,9 @@ def main() -> None:
     parser.add_argument("--start-from", default=None, metavar="DIR",
                         help="take the replay sequence's first model from an earlier --keep-models DIR instead of "
                         "training it (it replays nothing, so replay settings do not change it)")
+    parser.add_argument("--start-after", type=int, default=0, metavar="K",
+                        help="with --start-from, take its models up to the one after task K (0: the first) and "
+                        "train only the tasks after it: a look at one step under other settings")
     parser.add_argument("--out", default="continual", help="results file name under benchmarks/results/")
     parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="JSON",
                         help="print one table from earlier results files (e.g. one per seed) and run nothing")
