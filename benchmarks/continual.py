@@ -168,7 +168,7 @@ def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path
     out: dict[str, dict] = {t.name: {} for t in tasks}
     earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
-        if task.name in earlier:  # the same seed's specialist (and its cost), measured by an earlier run
+        if task.name in earlier and task.name not in args.train_specialists:  # the same seed's, measured earlier
             out[task.name].update(earlier[task.name])
             continue
         specialist = Metamodel.from_base(seed=seed)
@@ -279,6 +279,9 @@ def main() -> None:
                         help="save the genes and persons specialists as precision.py's checkpoints")
     parser.add_argument("--specialists-from", type=Path, default=None, metavar="JSON",
                         help="take each seed's specialist F1s from this earlier results file instead of training them")
+    parser.add_argument("--train-specialists", nargs="*", default=[], metavar="TASK",
+                        help="train these tasks' specialists even with --specialists-from: a cost ratio measured "
+                        "in one process, beside the replay step it is compared with")
     parser.add_argument("--keep-models", default=None, metavar="DIR",
                         help="keep the replay sequence's model after each task under DIR/seedN/after-K")
     parser.add_argument("--start-from", default=None, metavar="DIR",
