@@ -242,6 +242,8 @@ def test_distillation_loss_is_the_kl_from_the_parents_probabilities_on_replayed_
 
 def test_a_distilling_retune_teaches_each_replayed_window_the_parents_answers_once(talks_task, tiny_encoder_path, monkeypatch):
     import falconer_core.training.loop as loop
+    from falconer_core.metamodel.batching import collate
+    from falconer_core.training.distill import distill_loss
 
     new = flatten(step_examples(_annotated(SPEAKERS, 24, prefix="s")))
     pool, _ = replay_examples([talks_task], TrainingSettings())
@@ -263,9 +265,16 @@ def test_a_distilling_retune_teaches_each_replayed_window_the_parents_answers_on
     assert 0 < summary.distilled_windows == count == len({id(w) for w in windows}) <= summary.replayed_windows
     assert all(w.teacher is not None and w.teacher.shape == (len(w.input_ids), 3) for w in windows)
     assert all(torch.allclose(w.teacher.sum(-1), torch.ones(len(w.input_ids))) for w in windows)
-    plain = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings.model_copy(update={"replay_distill": 0.0}), pool)
+    plain_model = Metamodel.from_base(str(tiny_encoder_path), seed=0)
+    plain = train(plain_model, new, settings.model_copy(update={"replay_distill": 0.0}), pool)
     assert plain.distilled_windows == 0 and len(taught) == 1
     assert plain.train_loss != summary.train_loss  # the KL term is in the loss
+
+    def drift(child) -> float:  # how far the child's answers moved from the parent's on the replayed windows
+        batch = collate(windows, child.tokenizer.pad_token_id, child.device)
+        with torch.no_grad():
+            return float(distill_loss(child.forward(batch).logits, batch))
+    assert drift(model) < drift(plain_model)  # distilled: closer to what the parent said
     alone = train(Metamodel.from_base(str(tiny_encoder_path), seed=0), new, settings)
     assert alone.distilled_windows == 0 and len(taught) == 1  # no parent to distil without replay
 
