@@ -22,7 +22,7 @@ from falconer_core.metamodel.prompt import Window
 @torch.no_grad()
 def teach(metamodel, windows: Sequence[Window], batch_size: int) -> int:
     """Attach the model's tag probabilities (as it is now: the parent) to each window that has
-    none yet, at its supervised positions; returns how many windows it ran."""
+    none yet, at every position (the loss reads the supervised ones); returns how many it ran."""
     todo = list({id(w): w for w in windows if w.teacher is None}.values())
     todo.sort(key=lambda w: len(w.input_ids))  # similar lengths pad less
     for module in metamodel.modules():

@@ -8,10 +8,10 @@ epochs (`TrainingSettings.dev_smoothing`): the argmax of raw noisy scores favour
 the argmax of a running mean favours a good stretch of training.
 
 A re-tune that replays earlier tasks (`replay.py`) differs in four ways: each epoch adds a fresh
-draw from their pool, it steps at `replay_lr_scale` of the rate, its epochs are capped
-(`replay_epoch_cap`) while early stopping watches the new task's part of dev only, and, when
-asked, the replayed windows also pull toward the parent's answers (`distill.py`) and the
-weights end blended back toward the parent's as far as the new task allows (`blend.py`)."""
+draw from their pool, whose windows also pull toward the parent's answers (`distill.py`), it
+steps at `replay_lr_scale` of the rate, and its epochs are capped (`replay_epoch_cap`) while
+early stopping watches the new task's part of dev only. When asked, its weights end blended back
+toward the parent's as far as the new task allows (`blend.py`)."""
 
 from __future__ import annotations
 
