@@ -224,7 +224,7 @@ def summarise(names: list[str], runs: list[dict]) -> dict[str, dict]:
         for key in ("specialist", "replay", "no_replay"):
             row[f"{key}_seconds"] = mean(lambda r, key=key: r[name][f"{key}_cost"]["seconds"])
             row[f"{key}_cpu_seconds"] = mean(lambda r, key=key: r[name][f"{key}_cost"]["cpu_seconds"])
-        both = [r for r in runs if "no_replay_cost" in r[name]]  # the ratio on the seeds that ran both
+        both = [r for r in runs if "no_replay_cost" in r[name] and "replay_cost" in r[name]]  # seeds that trained both
         row["cpu_time_ratio"] = (round(statistics.fmean(r[name]["replay_cost"]["cpu_seconds"] for r in both)
                                        / statistics.fmean(r[name]["no_replay_cost"]["cpu_seconds"] for r in both), 2)
                                  if both else None)
