@@ -159,12 +159,17 @@ def specialists_from(path: Path | None, seed: int) -> dict[str, dict]:
             for task, row in runs.get(seed, {}).items() if "specialist" in row}
 
 
+def sequence_settings(args: argparse.Namespace, seed: int = 0) -> TrainingSettings:
+    """The training settings every fine-tune of this run uses, from the command line."""
+    return TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
+                            replay_share=args.replay_share, replay_blend=args.replay_blend,
+                            replay_lr_scale=args.replay_lr_scale, replay_distill=args.replay_distill)
+
+
 def run_seed(names: list[str], args: argparse.Namespace, seed: int, folder: Path) -> dict:
     """Specialists, the two sequences (with and without replay), and forward transfer, for one seed."""
     tasks = [make_task(n, args.size, args.test_size, seed) for n in names]
-    settings = TrainingSettings(seed=seed, progress=False, epochs=args.epochs, replay_cap=args.replay_cap,
-                                replay_share=args.replay_share, replay_blend=args.replay_blend,
-                                replay_lr_scale=args.replay_lr_scale, replay_distill=args.replay_distill)
+    settings = sequence_settings(args, seed)
     out: dict[str, dict] = {t.name: {} for t in tasks}
     earlier = specialists_from(args.specialists_from, seed)
     for task in tasks:
@@ -324,8 +329,7 @@ def main() -> None:
     print_table(summary)
     path = save(args.out, {"tasks": args.tasks, "size": args.size, "test_size": args.test_size, "seeds": args.seeds,
                               "epochs": args.epochs, "specialists_from": str(args.specialists_from or ""), "replay_cap": args.replay_cap, "replay_share": args.replay_share,
-                              "training": TrainingSettings(replay_lr_scale=args.replay_lr_scale, replay_blend=args.replay_blend,
-                                                           replay_distill=args.replay_distill).model_dump(
+                              "training": sequence_settings(args).model_dump(
                                   include={"replay_lr_scale", "replay_max_cost", "learning_rate", "replay_blend",
                                            "replay_blend_tolerance", "replay_distill"}),
                               "summary": summary, "runs": runs})
